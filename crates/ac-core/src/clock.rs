@@ -1,0 +1,71 @@
+//! The [`Clock`] trait: where entries get their timestamps.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock time in Unix seconds.
+///
+/// Entries carry absolute timestamps (`fresh_until`, `created_at`) so that
+/// processes sharing a store agree on them; a clock is therefore wall time,
+/// not a monotonic instant. Injectable, so tests move time instead of
+/// sleeping. Reading it is on every cache hit: implementations must be cheap.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Now, in Unix seconds.
+    fn now(&self) -> f64;
+}
+
+/// [`SystemTime::now`] on every read: exact, but ~30 ns a read on some
+/// machines. Production code wants a coarse clock (see `ac-sched`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PreciseClock;
+
+impl Clock for PreciseClock {
+    fn now(&self) -> f64 {
+        unix_now()
+    }
+}
+
+/// Now in Unix seconds from the system clock; 0 before 1970.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A number of seconds as given to builders: integers, floats or a
+/// [`Duration`]. Validation (no negative, no NaN) happens at construction.
+pub trait IntoSeconds {
+    /// The number of seconds (may be negative or NaN; builders refuse those).
+    fn into_seconds(self) -> f64;
+}
+
+macro_rules! into_seconds {
+    ($($t:ty),*) => {$(
+        impl IntoSeconds for $t {
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
+            fn into_seconds(self) -> f64 { self as f64 }
+        }
+    )*};
+}
+into_seconds!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+
+impl IntoSeconds for Duration {
+    fn into_seconds(self) -> f64 {
+        self.as_secs_f64()
+    }
+}
+
+/// Checks a seconds value from a builder: finite or `+inf`, not negative.
+pub fn check_seconds(what: &str, secs: f64) -> Result<f64, crate::Error> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(crate::Error::InvalidConfig(format!(
+            "{what} must be a non-negative number of seconds, got {secs}"
+        )));
+    }
+    Ok(secs)
+}
+
+/// Seconds as a store TTL: `None` (keep until deleted) for infinity.
+pub fn ttl_duration(secs: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(secs).ok()
+}

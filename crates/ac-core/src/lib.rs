@@ -1,0 +1,39 @@
+//! Core of [advanced-caching](https://docs.rs/advanced-caching): the traits
+//! every backend and runtime implements, the entry type, key templates, and
+//! the caching policies written once over them.
+//!
+//! - [`Store`]: the one trait a storage backend implements.
+//! - [`Serializer`]: how byte stores encode values.
+//! - [`Clock`]: where timestamps come from (injectable for tests).
+//! - [`Scheduler`]: where background refreshes run.
+//! - [`MetricsCollector`]: where hits, misses and errors go; [`NullMetrics`]
+//!   is the default and costs nothing.
+//! - [`CachePolicy`]: TTL, stale-while-revalidate and single flight.
+//!
+//! This crate does no I/O and needs no async runtime. Applications use the
+//! `advanced-caching` facade; backend authors depend on this crate alone.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+mod entry;
+mod error;
+pub mod key;
+mod metrics;
+pub mod policy;
+mod scheduler;
+mod serializer;
+mod store;
+
+pub use clock::{Clock, IntoSeconds, PreciseClock};
+pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
+pub use error::{BoxError, Error, Result};
+pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
+pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
+pub use policy::{CachePolicy, Loader, PolicyConfig};
+pub use scheduler::{BlockingJob, Scheduler};
+pub use serializer::{ErasedDeserializer, Serializer};
+pub use store::{BoxFuture, IntoStore, Local, Store, Usage};
+
+/// Runs a future to completion on the current thread, parking it while the
+/// future waits. For sync code calling async store methods.
+pub use pollster::block_on;

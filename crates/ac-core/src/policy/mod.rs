@@ -1,0 +1,439 @@
+//! The caching policies — TTL, stale-while-revalidate and single flight —
+//! written once over the traits, with thin sync and async entry points.
+//!
+//! Windows of an entry written at `t` with `ttl` and `stale`, as in the
+//! Python package:
+//!
+//! ```text
+//! t ──────── t+ttl ─────────── t+ttl+stale ──── dead
+//! [ fresh: hit ) [ stale: served + one refresh ] ( miss: caller waits )
+//! ```
+//!
+//! Fresh while `now < fresh_until`; stale while `now <= fresh_until + stale`
+//! (both ends of the stale window included); dead after. With `stale == 0`
+//! an entry is dead from `fresh_until` on.
+
+mod single_flight;
+mod swr;
+
+use std::any::type_name;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use single_flight::{Join, Outcome, SingleFlight};
+
+use crate::clock::{check_seconds, ttl_duration};
+use crate::{
+    BoxFuture, CacheValue, Clock, Entry, Error, KeySpec, Local, MetricsCollector, Scheduler, Store,
+    TypedDecoder, Value,
+};
+
+/// The function a policy caches: sync (run on the caller's thread) or async.
+pub enum Loader<A, T, E> {
+    /// A blocking function.
+    Sync(Arc<dyn Fn(A) -> Result<T, E> + Send + Sync>),
+    /// An async function.
+    Async(Arc<dyn Fn(A) -> BoxFuture<'static, Result<T, E>> + Send + Sync>),
+}
+
+impl<A, T, E> fmt::Debug for Loader<A, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sync(_) => "Loader::Sync",
+            Self::Async(_) => "Loader::Async",
+        })
+    }
+}
+
+/// Everything a [`CachePolicy`] needs besides its function.
+#[derive(Debug)]
+pub struct PolicyConfig<A> {
+    /// The cache's name in metrics and logs.
+    pub name: String,
+    /// Seconds an entry stays fresh; `0` disables caching.
+    pub ttl: f64,
+    /// Seconds after `ttl` during which the stale value is served while one
+    /// background refresh runs; `0` disables stale-while-revalidate.
+    pub stale: f64,
+    /// How arguments become a key.
+    pub key: KeySpec<A>,
+    /// Where entries live.
+    pub store: Arc<dyn Store>,
+    /// The time source for entry timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// Where hits, misses and errors are reported.
+    pub metrics: Arc<dyn MetricsCollector>,
+    /// Where stale refreshes run: `spawn_blocking` for sync loaders, `spawn`
+    /// for async ones.
+    pub scheduler: Arc<dyn Scheduler>,
+}
+
+/// A cached function: TTL, stale-while-revalidate and single flight over a
+/// [`Store`]. Built by the facade's `cache(..)` builder; usable directly.
+pub struct CachePolicy<A, T, E> {
+    name: Box<str>,
+    ttl: f64,
+    stale: f64,
+    /// How long a stale refresh claim blocks another attempt: long enough to
+    /// cover the stale window, short enough to be gone when the refreshed
+    /// entry goes stale again.
+    refresh_hold: f64,
+    key: KeySpec<A>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn MetricsCollector>,
+    metrics_on: bool,
+    scheduler: Arc<dyn Scheduler>,
+    loader: Loader<A, T, E>,
+    flights: SingleFlight<T>,
+    /// Bumped by `invalidate`/`clear`; a load that started before does not
+    /// write its (possibly outdated) value.
+    epoch: AtomicU64,
+}
+
+impl<A, T, E> fmt::Debug for CachePolicy<A, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachePolicy")
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("stale", &self.stale)
+            .field("key", &self.key)
+            .field("store", &self.store)
+            .field("loader", &self.loader)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup found.
+enum Found<T> {
+    Fresh(T),
+    /// Stale and servable; `true` if this caller claimed the refresh.
+    Stale(T, bool),
+    /// Nothing usable: absent, dead, or of another type.
+    Nothing,
+    /// The store has no local fast path; ask it with I/O.
+    Remote,
+}
+
+/// What the synchronous part of a call decided.
+enum Step<T> {
+    Done(T),
+    Refresh(T, String),
+    Load(String, bool),
+}
+
+impl<A, T, E> CachePolicy<A, T, E>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    E: fmt::Debug + Send + 'static,
+{
+    /// Builds a policy, refusing a negative or NaN `ttl` or `stale`.
+    pub fn new(config: PolicyConfig<A>, loader: Loader<A, T, E>) -> Result<Self, Error> {
+        let ttl = check_seconds("ttl", config.ttl)?;
+        let stale = check_seconds("stale", config.stale)?;
+        let metrics_on = config.metrics.enabled();
+        Ok(Self {
+            name: config.name.into(),
+            ttl,
+            stale,
+            refresh_hold: ttl.min(stale),
+            key: config.key,
+            store: config.store,
+            clock: config.clock,
+            metrics: config.metrics,
+            metrics_on,
+            scheduler: config.scheduler,
+            loader,
+            flights: SingleFlight::new(),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// The cache's name in metrics and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store entries live in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key a call with `args` uses.
+    pub fn key(&self, args: &A) -> String {
+        self.key.key(args)
+    }
+
+    /// Calls a sync loader through the cache. Blocks only on a miss.
+    ///
+    /// # Panics
+    /// If the loader is async (the facade never builds that), or if the
+    /// cached function panics.
+    pub fn call_blocking(self: &Arc<Self>, args: A) -> Result<T, E> {
+        let Loader::Sync(load) = &self.loader else {
+            panic!("call_blocking on an async loader; use call_async");
+        };
+        if self.ttl == 0.0 {
+            return load(args);
+        }
+        match self.step(&args) {
+            Step::Done(value) => Ok(value),
+            Step::Refresh(value, key) => {
+                self.spawn_refresh(key, args);
+                Ok(value)
+            }
+            Step::Load(key, remote) => pollster::block_on(self.resolve(key, args, remote)),
+        }
+    }
+
+    /// Calls the loader (sync or async) through the cache.
+    pub fn call_async(self: &Arc<Self>, args: A) -> impl Future<Output = Result<T, E>> + Send + '_ {
+        async move {
+            if self.ttl == 0.0 {
+                return self.run_loader(args).await;
+            }
+            match self.step(&args) {
+                Step::Done(value) => Ok(value),
+                Step::Refresh(value, key) => {
+                    self.spawn_refresh(key, args);
+                    Ok(value)
+                }
+                // Boxed so the hit path's future stays small.
+                Step::Load(key, remote) => Box::pin(self.resolve(key, args, remote)).await,
+            }
+        }
+    }
+
+    /// The synchronous part of every call: resolve the key and try the
+    /// store's in-process fast path.
+    #[inline]
+    fn step(&self, args: &A) -> Step<T> {
+        self.key.with_key(args, |key| {
+            let now = self.clock.now();
+            match self.lookup_local(key, now) {
+                Found::Fresh(value) => {
+                    self.hit(key);
+                    Step::Done(value)
+                }
+                Found::Stale(value, claimed) => {
+                    self.hit(key);
+                    if claimed {
+                        Step::Refresh(value, key.to_owned())
+                    } else {
+                        Step::Done(value)
+                    }
+                }
+                Found::Nothing => Step::Load(key.to_owned(), false),
+                Found::Remote => Step::Load(key.to_owned(), true),
+            }
+        })
+    }
+
+    #[inline]
+    fn lookup_local(&self, key: &str, now: f64) -> Found<T> {
+        let mut found = Found::Nothing;
+        let local = self
+            .store
+            .get_local(key, &mut |entry| found = self.classify(key, entry, now));
+        match local {
+            Local::Found => found,
+            Local::Missing => Found::Nothing,
+            Local::Unsupported => Found::Remote,
+        }
+    }
+
+    #[inline]
+    fn classify(&self, key: &str, entry: &Entry, now: f64) -> Found<T> {
+        let Some(value) = entry.value.downcast_ref::<T>() else {
+            self.type_mismatch(key, entry);
+            return Found::Nothing;
+        };
+        if now < entry.fresh_until {
+            Found::Fresh(value.clone())
+        } else if self.stale > 0.0 && now <= entry.fresh_until + self.stale {
+            Found::Stale(value.clone(), entry.claim_refresh(now, self.refresh_hold))
+        } else {
+            Found::Nothing
+        }
+    }
+
+    /// The slow path: ask a remote store, then load under single flight.
+    async fn resolve(self: &Arc<Self>, key: String, args: A, remote: bool) -> Result<T, E> {
+        if remote {
+            match self.lookup_remote(&key).await {
+                Found::Fresh(value) => {
+                    self.hit(&key);
+                    return Ok(value);
+                }
+                Found::Stale(value, claimed) => {
+                    self.hit(&key);
+                    if claimed {
+                        self.spawn_refresh(key, args);
+                    }
+                    return Ok(value);
+                }
+                Found::Nothing | Found::Remote => {}
+            }
+        }
+        if self.metrics_on {
+            self.metrics.record_miss(&self.name, &key);
+        }
+        self.load(key, args, remote).await
+    }
+
+    async fn lookup_remote(&self, key: &str) -> Found<T> {
+        let decoder = TypedDecoder::<T>::new();
+        let started = self.metrics_on.then(Instant::now);
+        let result = self.store.get(key, &decoder).await;
+        if let Some(started) = started {
+            self.metrics
+                .record_latency(&self.name, "get", started.elapsed());
+        }
+        match result {
+            Ok(Some(entry)) => self.classify(key, &entry, self.clock.now()),
+            Ok(None) => Found::Nothing,
+            Err(error) => {
+                self.store_error("get", key, &error);
+                Found::Nothing
+            }
+        }
+    }
+
+    /// Loads `key` under single flight: one caller runs the function, the
+    /// others wait for its value.
+    async fn load(self: &Arc<Self>, key: String, args: A, remote: bool) -> Result<T, E> {
+        loop {
+            match self.flights.join(&key) {
+                Join::Leader(leader) => {
+                    // A flight may have ended between our lookup and joining.
+                    if !remote {
+                        if let Found::Fresh(value) = self.lookup_local(&key, self.clock.now()) {
+                            leader.succeed(value.clone());
+                            return Ok(value);
+                        }
+                    }
+                    let epoch = self.epoch.load(Ordering::Acquire);
+                    return match self.run_loader(args).await {
+                        Ok(value) => {
+                            self.write(&key, &value, epoch).await;
+                            leader.succeed(value.clone());
+                            Ok(value)
+                        }
+                        Err(error) => {
+                            leader.fail();
+                            Err(error)
+                        }
+                    };
+                }
+                Join::Waiter(waiter) => match waiter.wait().await {
+                    Outcome::Value(value) => return Ok(value),
+                    Outcome::Failed => {
+                        let epoch = self.epoch.load(Ordering::Acquire);
+                        let value = self.run_loader(args).await?;
+                        self.write(&key, &value, epoch).await;
+                        return Ok(value);
+                    }
+                    Outcome::Abandoned => continue,
+                },
+            }
+        }
+    }
+
+    /// Runs the function, timing it when metrics are on.
+    async fn run_loader(&self, args: A) -> Result<T, E> {
+        let started = self.metrics_on.then(Instant::now);
+        let result = match &self.loader {
+            Loader::Sync(load) => load(args),
+            Loader::Async(load) => load(args).await,
+        };
+        if let Some(started) = started {
+            self.metrics
+                .record_latency(&self.name, "load", started.elapsed());
+        }
+        result
+    }
+
+    /// Stores a freshly loaded value, unless an invalidation happened since
+    /// the load began. Store errors are counted and logged, not returned.
+    async fn write(&self, key: &str, value: &T, epoch: u64) {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let now = self.clock.now();
+        let entry = Entry::new(Value::new(value.clone()), now + self.ttl, now);
+        match self
+            .store
+            .set(key, entry, ttl_duration(self.ttl + self.stale))
+            .await
+        {
+            Ok(()) if self.metrics_on => {
+                self.metrics.record_set(&self.name, key, None);
+                if let Some(usage) = self.store.usage() {
+                    self.metrics
+                        .record_memory_usage(&self.name, usage.bytes, usage.entries);
+                }
+            }
+            Ok(()) => {}
+            Err(error) => self.store_error("set", key, &error),
+        }
+    }
+
+    /// Deletes the entry for `args`.
+    pub async fn invalidate(&self, args: &A) -> Result<(), Error> {
+        let key = self.key.key(args);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let result = self.store.delete(&key).await;
+        match &result {
+            Ok(()) if self.metrics_on => self.metrics.record_delete(&self.name, &key),
+            Ok(()) => {}
+            Err(error) => self.store_error("delete", &key, error),
+        }
+        result
+    }
+
+    /// Clears the whole store.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let result = self.store.clear().await;
+        if let Err(error) = &result {
+            self.store_error("clear", "*", error);
+        }
+        result
+    }
+
+    #[inline]
+    fn hit(&self, key: &str) {
+        if self.metrics_on {
+            self.metrics.record_hit(&self.name, key);
+        }
+    }
+
+    #[cold]
+    fn store_error(&self, operation: &str, key: &str, error: &Error) {
+        tracing::warn!(cache = %self.name, store = self.store.name(), operation, key, %error,
+            "cache store failed; calling through");
+        self.metrics
+            .record_error(&self.name, operation, error.kind());
+    }
+
+    #[cold]
+    fn type_mismatch(&self, key: &str, entry: &Entry) {
+        let error = Error::TypeMismatch {
+            key: key.to_owned(),
+            expected: type_name::<T>(),
+            found: entry.value.type_name(),
+        };
+        tracing::warn!(cache = %self.name, key, %error, "ignoring cache entry of another type");
+        self.metrics.record_error(&self.name, "get", error.kind());
+    }
+}
+
+/// Runs a blocking closure, turning a panic into `None`.
+fn run_catching<R>(f: impl FnOnce() -> R) -> Option<R> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}

@@ -1,0 +1,150 @@
+//! Clocks: [`CoarseClock`] for production, [`ManualClock`] for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ac_core::Clock;
+use ac_core::clock::unix_now;
+
+/// How often the coarse clock's ticker thread reads the system clock.
+pub const COARSE_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Unix seconds (f64 bits), updated by the ticker thread.
+static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
+static TICKER: OnceLock<()> = OnceLock::new();
+
+/// Wall-clock time read from an atomic that a background thread refreshes
+/// every [`COARSE_RESOLUTION`]: a read is one relaxed load (about a
+/// nanosecond) instead of a `SystemTime::now()` call (about 30 ns on some
+/// virtual machines), and is at most a tick or so behind.
+///
+/// The ticker is one daemon thread per process, started by the first
+/// [`CoarseClock::new`]; it sleeps between ticks and holds no locks.
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseClock {
+    _started: (),
+}
+
+impl CoarseClock {
+    /// The coarse clock, starting the ticker thread on first use.
+    pub fn new() -> Self {
+        TICKER.get_or_init(|| {
+            COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name("ac-coarse-clock".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(COARSE_RESOLUTION);
+                        COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
+                    }
+                });
+            if let Err(error) = spawned {
+                // Without a ticker the clock would stand still; say so loudly.
+                tracing::error!(%error, "cannot start the coarse clock thread; time will not advance");
+            }
+        });
+        Self { _started: () }
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> f64 {
+        f64::from_bits(COARSE_NOW.load(Ordering::Relaxed))
+    }
+}
+
+/// A clock that moves only when told: for tests of TTL and
+/// stale-while-revalidate boundaries without sleeping. Clones share the time.
+///
+/// ```
+/// use ac_core::Clock;
+/// use ac_sched::ManualClock;
+///
+/// let clock = ManualClock::new(1_000.0);
+/// clock.advance(60.0);
+/// assert_eq!(clock.now(), 1_060.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start` Unix seconds.
+    pub fn new(start: f64) -> Self {
+        Self {
+            now: Arc::new(AtomicU64::new(start.to_bits())),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: f64) {
+        self.now.store(now.to_bits(), Ordering::SeqCst);
+    }
+
+    /// Moves time forward by `secs`.
+    pub fn advance(&self, secs: f64) {
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |bits| {
+                Some((f64::from_bits(bits) + secs).to_bits())
+            });
+    }
+}
+
+impl Default for ManualClock {
+    /// A clock standing at the current system time.
+    fn default() -> Self {
+        Self::new(unix_now())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> f64 {
+        f64::from_bits(self.now.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_clock_tracks_system_time() {
+        let clock = CoarseClock::new();
+        let first = clock.now();
+        assert!(
+            (first - unix_now()).abs() < 1.0,
+            "{first} vs {}",
+            unix_now()
+        );
+        // The ticker moves it forward: wait on the clock itself, bounded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while clock.now() <= first {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "coarse clock did not advance"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told_and_clones_share_it() {
+        let clock = ManualClock::new(10.0);
+        let other = clock.clone();
+        assert_eq!(clock.now(), 10.0);
+        other.advance(2.5);
+        assert_eq!(clock.now(), 12.5);
+        clock.set(100.0);
+        assert_eq!(other.now(), 100.0);
+    }
+}

@@ -1,0 +1,248 @@
+//! [`ThreadScheduler`]: background work on std threads, no async runtime.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use ac_core::{BlockingJob, BoxFuture, Error, Scheduler};
+
+/// How long an idle worker waits for work before its thread exits.
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+struct State {
+    jobs: VecDeque<BlockingJob>,
+    idle: usize,
+    workers: Vec<(ThreadId, JoinHandle<()>)>,
+    draining: bool,
+}
+
+struct Pool {
+    name: String,
+    max_threads: usize,
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+fn lock(pool: &Pool) -> MutexGuard<'_, State> {
+    // Jobs run outside the lock, so a poisoned lock means a panic in this
+    // module's own bookkeeping; the state is still consistent.
+    pool.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A small pool of std threads for blocking jobs: the refreshes of sync
+/// cached functions, so they run off the caller's thread in a program with
+/// no async runtime. Async tasks given to [`Scheduler::spawn`] are driven to
+/// completion on a pool thread.
+///
+/// Threads start on demand, up to `max_threads`, and exit after 30 s idle.
+/// A panicking job is caught and logged; the worker carries on.
+#[derive(Clone)]
+pub struct ThreadScheduler {
+    pool: Arc<Pool>,
+}
+
+impl fmt::Debug for ThreadScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.pool);
+        f.debug_struct("ThreadScheduler")
+            .field("name", &self.pool.name)
+            .field("max_threads", &self.pool.max_threads)
+            .field("threads", &state.workers.len())
+            .field("queued", &state.jobs.len())
+            .finish()
+    }
+}
+
+impl ThreadScheduler {
+    /// A pool named `name` (the threads' name) of at most `max_threads`.
+    ///
+    /// # Errors
+    /// If `max_threads` is zero.
+    pub fn new(name: impl Into<String>, max_threads: usize) -> Result<Self, Error> {
+        if max_threads == 0 {
+            return Err(Error::InvalidConfig(
+                "ThreadScheduler needs at least one thread".into(),
+            ));
+        }
+        Ok(Self {
+            pool: Arc::new(Pool {
+                name: name.into(),
+                max_threads,
+                state: Mutex::new(State {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    workers: Vec::new(),
+                    draining: false,
+                }),
+                work: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The process-wide pool (4 threads) that cached sync functions use by
+    /// default.
+    pub fn global() -> &'static Self {
+        static GLOBAL: OnceLock<ThreadScheduler> = OnceLock::new();
+        GLOBAL.get_or_init(|| Self::new("ac-refresh", 4).expect("4 threads is a valid pool size"))
+    }
+
+    /// Number of live worker threads.
+    pub fn threads(&self) -> usize {
+        let mut state = lock(&self.pool);
+        state.workers.retain(|(_, handle)| !handle.is_finished());
+        state.workers.len()
+    }
+
+    /// Runs every queued job, then stops and joins all worker threads. The
+    /// pool stays usable: later jobs start new threads. Called from one of
+    /// the pool's own jobs, it does not wait for that job's thread.
+    pub fn shutdown(&self) {
+        let workers = {
+            let mut state = lock(&self.pool);
+            state.draining = true;
+            std::mem::take(&mut state.workers)
+        };
+        self.pool.work.notify_all();
+        let me = thread::current().id();
+        for (id, handle) in workers {
+            if id != me && handle.join().is_err() {
+                tracing::error!(pool = %self.pool.name, "worker thread panicked");
+            }
+        }
+        lock(&self.pool).draining = false;
+    }
+
+    fn submit(&self, job: BlockingJob) -> Result<(), Error> {
+        let mut state = lock(&self.pool);
+        state.jobs.push_back(job);
+        if state.idle > 0 {
+            drop(state);
+            self.pool.work.notify_one();
+            return Ok(());
+        }
+        state.workers.retain(|(_, handle)| !handle.is_finished());
+        if state.workers.len() < self.pool.max_threads {
+            let pool = Arc::clone(&self.pool);
+            let spawned = thread::Builder::new()
+                .name(self.pool.name.clone())
+                .spawn(move || work(&pool));
+            match spawned {
+                Ok(handle) => {
+                    let id = handle.thread().id();
+                    state.workers.push((id, handle));
+                }
+                Err(error) if state.workers.is_empty() => {
+                    state.jobs.pop_back();
+                    return Err(Error::Scheduler(format!(
+                        "cannot start a {} thread: {error}",
+                        self.pool.name
+                    )));
+                }
+                // Busy threads will get to it.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn work(pool: &Pool) {
+    let mut state = lock(pool);
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            drop(state);
+            if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                tracing::error!(pool = %pool.name, "background job panicked");
+            }
+            state = lock(pool);
+            continue;
+        }
+        if state.draining {
+            return;
+        }
+        state.idle += 1;
+        let (next, timeout) = pool
+            .work
+            .wait_timeout(state, IDLE_EXIT)
+            .unwrap_or_else(PoisonError::into_inner);
+        state = next;
+        state.idle -= 1;
+        if timeout.timed_out() && state.jobs.is_empty() {
+            return;
+        }
+    }
+}
+
+impl Scheduler for ThreadScheduler {
+    fn spawn(&self, task: BoxFuture<'static, ()>) -> Result<(), Error> {
+        self.submit(Box::new(move || ac_core::block_on(task)))
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error> {
+        self.submit(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn jobs_run_off_the_callers_thread() {
+        let pool = ThreadScheduler::new("test-pool", 2).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.spawn_blocking(Box::new(move || tx.send(thread::current().id()).unwrap()))
+            .unwrap();
+        let ran_on = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_ne!(ran_on, thread::current().id());
+    }
+
+    #[test]
+    fn async_tasks_run_without_a_runtime() {
+        let pool = ThreadScheduler::new("test-pool", 1).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.spawn(Box::pin(async move { tx.send(7).unwrap() }))
+            .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_kill_the_pool() {
+        let pool = ThreadScheduler::new("test-pool", 1).unwrap();
+        pool.spawn_blocking(Box::new(|| panic!("job failure")))
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.spawn_blocking(Box::new(move || tx.send(()).unwrap()))
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn shutdown_runs_queued_jobs_joins_threads_and_reopens() {
+        let pool = ThreadScheduler::new("test-pool", 2).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..10 {
+            let tx = tx.clone();
+            pool.spawn_blocking(Box::new(move || tx.send(i).unwrap()))
+                .unwrap();
+        }
+        pool.shutdown();
+        assert_eq!(pool.threads(), 0);
+        let mut done: Vec<i32> = rx.try_iter().collect();
+        done.sort_unstable();
+        assert_eq!(done, (0..10).collect::<Vec<_>>());
+        pool.spawn_blocking(Box::new(move || tx.send(99).unwrap()))
+            .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 99);
+    }
+
+    #[test]
+    fn zero_threads_is_refused() {
+        let err = ThreadScheduler::new("x", 0).unwrap_err();
+        assert!(err.to_string().contains("at least one thread"));
+    }
+}

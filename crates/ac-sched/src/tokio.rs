@@ -1,0 +1,74 @@
+//! [`TokioScheduler`]: refreshes of async functions on the tokio runtime.
+
+use ac_core::{BlockingJob, BoxFuture, Error, Scheduler};
+use tokio::runtime::Handle;
+
+use crate::ThreadScheduler;
+
+/// Spawns async work on a tokio runtime: the one given to
+/// [`TokioScheduler::with_handle`], else the runtime the caller runs in.
+/// Outside any runtime, async work runs on [`ThreadScheduler::global`]
+/// (fine for runtime-agnostic futures). Blocking jobs always go to
+/// [`ThreadScheduler::global`].
+#[derive(Debug, Clone, Default)]
+pub struct TokioScheduler {
+    handle: Option<Handle>,
+}
+
+impl TokioScheduler {
+    /// Spawns on the caller's current runtime.
+    pub fn new() -> Self {
+        Self { handle: None }
+    }
+
+    /// Spawns on the runtime behind `handle`.
+    pub fn with_handle(handle: Handle) -> Self {
+        Self {
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Scheduler for TokioScheduler {
+    fn spawn(&self, task: BoxFuture<'static, ()>) -> Result<(), Error> {
+        match self.handle.clone().or_else(|| Handle::try_current().ok()) {
+            Some(handle) => {
+                drop(handle.spawn(task));
+                Ok(())
+            }
+            None => ThreadScheduler::global().spawn(task),
+        }
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error> {
+        ThreadScheduler::global().spawn_blocking(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spawns_on_the_current_runtime() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        TokioScheduler::new()
+            .spawn(Box::pin(async move {
+                tx.send(Handle::try_current().is_ok()).unwrap();
+            }))
+            .unwrap();
+        assert!(rx.await.unwrap(), "task ran outside the runtime");
+    }
+
+    #[test]
+    fn without_a_runtime_async_work_still_runs() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        TokioScheduler::new()
+            .spawn(Box::pin(async move { tx.send(1).unwrap() }))
+            .unwrap();
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
+            1
+        );
+    }
+}
