@@ -1,0 +1,225 @@
+use std::sync::Barrier;
+use std::thread;
+
+use ac_core::{Value, block_on};
+use ac_sched::ManualClock;
+
+use super::*;
+
+const T0: f64 = 1_000_000.0;
+
+fn secs(s: u64) -> Option<Duration> {
+    Some(Duration::from_secs(s))
+}
+
+fn entry<T: ac_core::CacheValue>(value: T) -> Entry {
+    Entry::new(Value::new(value), f64::INFINITY, T0)
+}
+
+fn get<T: ac_core::CacheValue>(cache: &InMemCache, key: &str) -> Option<T> {
+    let mut out = None;
+    cache.get_local(key, &mut |e| out = e.value.downcast_ref::<T>().cloned());
+    out
+}
+
+fn manual() -> (InMemCache, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let cache = InMemCache::builder().clock(clock.clone()).build().unwrap();
+    (cache, clock)
+}
+
+#[test]
+fn entries_live_through_their_ttl_inclusive_and_vanish_after() {
+    let (cache, clock) = manual();
+    block_on(cache.set("k", entry(1u32), secs(10))).unwrap();
+    clock.advance(10.0);
+    assert_eq!(get::<u32>(&cache, "k"), Some(1), "alive exactly at ttl");
+    clock.advance(0.001);
+    assert_eq!(get::<u32>(&cache, "k"), None, "gone after ttl");
+    let decoder = ac_core::TypedDecoder::<u32>::new();
+    assert!(block_on(cache.get("k", &decoder)).unwrap().is_none());
+}
+
+#[test]
+fn no_ttl_keeps_entries_until_deleted() {
+    let (cache, clock) = manual();
+    block_on(cache.set("k", entry("v".to_string()), None)).unwrap();
+    clock.advance(1e9);
+    assert_eq!(get::<String>(&cache, "k").as_deref(), Some("v"));
+    block_on(cache.delete("k")).unwrap();
+    assert_eq!(get::<String>(&cache, "k"), None);
+}
+
+#[test]
+fn one_store_holds_values_of_different_types() {
+    let cache = InMemCache::new();
+    block_on(cache.set("a", entry(7u64), None)).unwrap();
+    block_on(cache.set("b", entry(Some("x".to_string())), None)).unwrap();
+    block_on(cache.set("c", entry(()), None)).unwrap();
+    assert_eq!(get::<u64>(&cache, "a"), Some(7));
+    assert_eq!(get::<Option<String>>(&cache, "b"), Some(Some("x".into())));
+    assert_eq!(get::<()>(&cache, "c"), Some(()));
+    assert_eq!(
+        get::<String>(&cache, "a"),
+        None,
+        "wrong type is not a value"
+    );
+}
+
+#[test]
+fn set_if_absent_respects_live_entries_only() {
+    let (cache, clock) = manual();
+    assert!(block_on(cache.set_if_absent("lock", entry(1u8), secs(5))).unwrap());
+    assert!(!block_on(cache.set_if_absent("lock", entry(2u8), secs(5))).unwrap());
+    assert_eq!(get::<u8>(&cache, "lock"), Some(1));
+    clock.advance(5.5);
+    assert!(block_on(cache.set_if_absent("lock", entry(3u8), secs(5))).unwrap());
+    assert_eq!(get::<u8>(&cache, "lock"), Some(3));
+}
+
+#[test]
+fn concurrent_set_if_absent_has_exactly_one_winner() {
+    let cache = InMemCache::new();
+    for round in 0..20 {
+        let key = format!("lock:{round}");
+        let barrier = Barrier::new(8);
+        let wins: usize = thread::scope(|s| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|i| {
+                    let (cache, barrier, key) = (&cache, &barrier, &key);
+                    s.spawn(move || {
+                        barrier.wait();
+                        block_on(cache.set_if_absent(key, entry(i), secs(60))).unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(wins, 1, "round {round}");
+    }
+}
+
+#[test]
+fn clear_empties_and_resets_usage() {
+    let cache = InMemCache::new();
+    for i in 0..100 {
+        block_on(cache.set(&format!("k{i}"), entry(i), None)).unwrap();
+    }
+    let usage = cache.usage().unwrap();
+    assert_eq!(usage.entries, 100);
+    assert!(usage.bytes >= 100 * size_of::<Record>() as u64, "{usage:?}");
+    block_on(cache.clear()).unwrap();
+    assert!(cache.is_empty());
+    assert_eq!(
+        cache.usage().unwrap(),
+        Usage {
+            bytes: 0,
+            entries: 0
+        }
+    );
+}
+
+#[test]
+fn max_entries_evicts_the_entries_closest_to_expiry() {
+    let clock = ManualClock::new(T0);
+    let cache = InMemCache::builder()
+        .max_entries(100)
+        .clock(clock)
+        .build()
+        .unwrap();
+    // Key i lives i + 1000 seconds: low keys expire first.
+    for i in 0..1000u64 {
+        block_on(cache.set(&format!("k{i}"), entry(i), secs(1000 + i))).unwrap();
+        assert!(cache.len() <= 100, "over bound after {i}: {}", cache.len());
+    }
+    assert!(cache.len() >= 100 - 100 / 16);
+    assert_eq!(get::<u64>(&cache, "k999"), Some(999), "longest-lived kept");
+    assert_eq!(get::<u64>(&cache, "k0"), None, "shortest-lived evicted");
+    let survivors = (0..1000u64)
+        .filter(|i| get::<u64>(&cache, &format!("k{i}")).is_some())
+        .min()
+        .unwrap();
+    assert!(survivors >= 900, "evicted out of expiry order: {survivors}");
+}
+
+#[test]
+fn expired_entries_are_evicted_before_live_ones() {
+    let clock = ManualClock::new(T0);
+    let cache = InMemCache::builder()
+        .max_entries(10)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    block_on(cache.set("forever", entry(0u8), None)).unwrap();
+    for i in 0..9u8 {
+        block_on(cache.set(&format!("short{i}"), entry(i), secs(1))).unwrap();
+    }
+    clock.advance(2.0);
+    block_on(cache.set("new", entry(1u8), secs(100))).unwrap();
+    assert_eq!(get::<u8>(&cache, "forever"), Some(0));
+    assert_eq!(get::<u8>(&cache, "new"), Some(1));
+    assert_eq!(cache.len(), 2, "expired entries reclaimed");
+}
+
+#[test]
+fn weigher_bounds_total_weight_and_refuses_oversized_entries() {
+    let cache = InMemCache::builder()
+        .max_weight(1000)
+        .weigher(|_, e| {
+            e.value
+                .downcast_ref::<String>()
+                .map_or(1, |s| s.len() as u64)
+        })
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        block_on(cache.set(&format!("k{i}"), entry("x".repeat(100)), secs(100 + i))).unwrap();
+    }
+    let total: usize = (0..100)
+        .filter_map(|i| get::<String>(&cache, &format!("k{i}")))
+        .map(|s| s.len())
+        .sum();
+    assert!(total <= 1000, "weight over bound: {total}");
+    assert!(total >= 800, "evicted too much: {total}");
+    block_on(cache.set("huge", entry("x".repeat(5000)), None)).unwrap();
+    assert_eq!(get::<String>(&cache, "huge"), None);
+}
+
+#[test]
+fn a_stream_of_unique_short_lived_keys_does_not_grow_the_map() {
+    let clock = ManualClock::new(T0);
+    let cache = InMemCache::builder().clock(clock.clone()).build().unwrap();
+    let mut peak = 0;
+    for i in 0..50_000u64 {
+        block_on(cache.set(&format!("req:{i}"), entry(i), secs(1))).unwrap();
+        clock.advance(0.01); // ~100 keys live at any time
+        peak = peak.max(cache.len());
+    }
+    assert!(peak <= 2 * SWEEP_MIN_WRITES + 200, "map grew to {peak}");
+}
+
+#[test]
+fn sweep_reclaims_expired_entries_now() {
+    let (cache, clock) = manual();
+    for i in 0..10 {
+        block_on(cache.set(&format!("k{i}"), entry(i), secs(1))).unwrap();
+    }
+    block_on(cache.set("keep", entry(1), secs(100))).unwrap();
+    clock.advance(2.0);
+    assert_eq!(cache.sweep(), 10);
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn bad_bounds_are_refused_with_a_clear_message() {
+    let e = InMemCache::builder().max_weight(0).build().unwrap_err();
+    assert!(
+        e.to_string().contains("max_weight must be at least 1"),
+        "{e}"
+    );
+    let e = InMemCache::builder().weigher(|_, _| 1).build().unwrap_err();
+    assert!(e.to_string().contains("without max_weight"), "{e}");
+}
