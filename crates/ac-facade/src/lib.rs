@@ -1,1 +1,24 @@
-//! placeholder
+#![doc = include_str!("../../../README.md")]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod outcome;
+
+pub use ac_core::{
+    BoxFuture, CacheValue, Clock, Decoder, Entry, Error, IntoSeconds, IntoStore, KeyArgs,
+    KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, Serializer,
+    Store, TypedDecoder, Usage, Value,
+};
+#[cfg(feature = "tokio")]
+pub use ac_sched::TokioScheduler;
+pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
+pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
+pub use cache::{AsyncCached, CacheBuilder, Cached, NoKey, cache};
+pub use outcome::{Fallible, Outcome, Plain};
+
+/// The crates behind this facade, for backend and runtime authors.
+pub mod crates {
+    pub use ac_core as core;
+    pub use ac_sched as sched;
+    pub use ac_store_mem as store_mem;
+}

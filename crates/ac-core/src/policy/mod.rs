@@ -113,8 +113,10 @@ enum Found<T> {
     Fresh(T),
     /// Stale and servable; `true` if this caller claimed the refresh.
     Stale(T, bool),
-    /// Nothing usable: absent, dead, or of another type.
+    /// Nothing usable: absent or dead.
     Nothing,
+    /// An entry holding another type (named): unusable, and worth reporting.
+    Foreign(&'static str),
     /// The store has no local fast path; ask it with I/O.
     Remote,
 }
@@ -229,6 +231,10 @@ where
                     }
                 }
                 Found::Nothing => Step::Load(key.to_owned(), false),
+                Found::Foreign(found) => {
+                    self.type_mismatch(key, found);
+                    Step::Load(key.to_owned(), false)
+                }
                 Found::Remote => Step::Load(key.to_owned(), true),
             }
         })
@@ -239,7 +245,7 @@ where
         let mut found = Found::Nothing;
         let local = self
             .store
-            .get_local(key, &mut |entry| found = self.classify(key, entry, now));
+            .get_local(key, &mut |entry| found = self.classify(entry, now));
         match local {
             Local::Found => found,
             Local::Missing => Found::Nothing,
@@ -248,10 +254,9 @@ where
     }
 
     #[inline]
-    fn classify(&self, key: &str, entry: &Entry, now: f64) -> Found<T> {
+    fn classify(&self, entry: &Entry, now: f64) -> Found<T> {
         let Some(value) = entry.value.downcast_ref::<T>() else {
-            self.type_mismatch(key, entry);
-            return Found::Nothing;
+            return Found::Foreign(entry.value.type_name());
         };
         if now < entry.fresh_until {
             Found::Fresh(value.clone())
@@ -277,6 +282,7 @@ where
                     }
                     return Ok(value);
                 }
+                Found::Foreign(found) => self.type_mismatch(&key, found),
                 Found::Nothing | Found::Remote => {}
             }
         }
@@ -295,7 +301,7 @@ where
                 .record_latency(&self.name, "get", started.elapsed());
         }
         match result {
-            Ok(Some(entry)) => self.classify(key, &entry, self.clock.now()),
+            Ok(Some(entry)) => self.classify(&entry, self.clock.now()),
             Ok(None) => Found::Nothing,
             Err(error) => {
                 self.store_error("get", key, &error);
@@ -422,11 +428,11 @@ where
     }
 
     #[cold]
-    fn type_mismatch(&self, key: &str, entry: &Entry) {
+    fn type_mismatch(&self, key: &str, found: &'static str) {
         let error = Error::TypeMismatch {
             key: key.to_owned(),
             expected: type_name::<T>(),
-            found: entry.value.type_name(),
+            found,
         };
         tracing::warn!(cache = %self.name, key, %error, "ignoring cache entry of another type");
         self.metrics.record_error(&self.name, "get", error.kind());

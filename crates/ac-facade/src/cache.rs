@@ -1,0 +1,406 @@
+//! `cache(ttl)`: TTL and stale-while-revalidate for sync and async functions.
+
+use std::any::type_name;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use ac_core::{
+    CachePolicy, CacheValue, Clock, Error, IntoSeconds, IntoStore, KeySource, Loader,
+    MetricsCollector, NullMetrics, PolicyConfig, Scheduler, Store,
+};
+use ac_sched::{CoarseClock, ThreadScheduler};
+use ac_store_mem::InMemCache;
+
+use crate::outcome::{Fallible, Outcome, Plain};
+
+/// Starts a cached function whose entries stay fresh for `ttl` seconds
+/// (an integer, a float or a [`Duration`](std::time::Duration)).
+/// `ttl == 0` disables caching: the function runs on every call.
+///
+/// ```
+/// use advanced_caching::cache;
+///
+/// let square = cache(60).key("square:{}").wrap(|n: u64| n * n)?;
+/// assert_eq!(square.call(12), 144); // miss: runs the function
+/// assert_eq!(square.call(12), 144); // hit
+/// # Ok::<(), advanced_caching::Error>(())
+/// ```
+pub fn cache(ttl: impl IntoSeconds) -> CacheBuilder {
+    CacheBuilder {
+        ttl: ttl.into_seconds(),
+        stale: 0.0,
+        key: NoKey,
+        name: None,
+        store: None,
+        metrics: None,
+        clock: None,
+        scheduler: None,
+    }
+}
+
+/// The key of a [`CacheBuilder`] before `.key(..)` is called: wrapping is
+/// not possible until a key is given.
+#[derive(Debug, Clone, Copy)]
+pub struct NoKey;
+
+/// Configures a cached function; finish with `wrap`, `try_wrap`,
+/// `wrap_async` or `try_wrap_async`, which validate everything and return
+/// an [`Error`] naming the problem.
+#[must_use = "a builder does nothing until wrapped around a function"]
+pub struct CacheBuilder<K = NoKey> {
+    ttl: f64,
+    stale: f64,
+    key: K,
+    name: Option<String>,
+    store: Option<Arc<dyn Store>>,
+    metrics: Option<Arc<dyn MetricsCollector>>,
+    clock: Option<Arc<dyn Clock>>,
+    scheduler: Option<Arc<dyn Scheduler>>,
+}
+
+impl<K> fmt::Debug for CacheBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("ttl", &self.ttl)
+            .field("stale", &self.stale)
+            .field("key", &type_name::<K>())
+            .field("name", &self.name)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> CacheBuilder<K> {
+    /// The cache key: a static string (`"flags"`), a template over the
+    /// arguments (`"user:{}"`, `"order:{0}:{1}"` for a tuple), or a closure
+    /// `|args: &A| -> String`. Templates are checked when wrapping.
+    ///
+    /// ```
+    /// use advanced_caching::cache;
+    ///
+    /// let by_role = cache(60)
+    ///     .key(|(uid, role): &(u64, String)| format!("user:{role}:{uid}"))
+    ///     .wrap(|(uid, role): (u64, String)| format!("{role} #{uid}"))?;
+    /// assert_eq!(by_role.key(&(7, "admin".into())), "user:admin:7");
+    ///
+    /// let err = cache(60).key("user:{user_id}").wrap(|id: u64| id).unwrap_err();
+    /// assert!(err.to_string().contains("\"user:{user_id}\""));
+    /// # Ok::<(), advanced_caching::Error>(())
+    /// ```
+    pub fn key<K2>(self, key: K2) -> CacheBuilder<K2> {
+        CacheBuilder {
+            ttl: self.ttl,
+            stale: self.stale,
+            key,
+            name: self.name,
+            store: self.store,
+            metrics: self.metrics,
+            clock: self.clock,
+            scheduler: self.scheduler,
+        }
+    }
+
+    /// Serves a stale entry for `secs` after `ttl` while one background
+    /// refresh runs (stale-while-revalidate). `0` (the default) disables it.
+    pub fn stale(mut self, secs: impl IntoSeconds) -> Self {
+        self.stale = secs.into_seconds();
+        self
+    }
+
+    /// The store (default: a new [`InMemCache`] for this function). A store
+    /// may be shared by many functions, whatever their value types.
+    pub fn store(mut self, store: impl IntoStore) -> Self {
+        self.store = Some(store.into_store());
+        self
+    }
+
+    /// Where hits, misses, latencies and errors are reported (default:
+    /// [`NullMetrics`], which costs nothing).
+    pub fn metrics(mut self, metrics: impl MetricsCollector) -> Self {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
+    /// The clock for entry timestamps (default: [`CoarseClock`]). Also used
+    /// by the default store. Tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Where stale refreshes run (default: [`ThreadScheduler::global`] for
+    /// sync functions, the tokio runtime for async ones with the `tokio`
+    /// feature).
+    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
+        self.scheduler = Some(Arc::new(scheduler));
+        self
+    }
+
+    /// The name used in metrics and logs (default: the function's name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Caches a sync function of one argument (use a tuple for several,
+    /// `()` for none). A stale refresh runs on the thread scheduler, never
+    /// on the caller's thread.
+    ///
+    /// # Errors
+    /// A negative or NaN `ttl`/`stale`, or a key template that is malformed
+    /// or has a placeholder beyond the arguments.
+    pub fn wrap<A, T, F>(self, f: F) -> Result<Cached<A, T>, Error>
+    where
+        K: KeySource<A>,
+        A: Send + 'static,
+        T: CacheValue,
+        F: Fn(A) -> T + Send + Sync + 'static,
+    {
+        let name = function_name::<F>();
+        let policy = self.policy(name, Loader::Sync(Arc::new(move |args| Ok(f(args)))))?;
+        Ok(Cached { policy })
+    }
+
+    /// Caches a sync function returning `Result`: `Ok` values are cached,
+    /// an `Err` is returned and not cached.
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::wrap`].
+    pub fn try_wrap<A, T, E, F>(self, f: F) -> Result<Cached<A, T, Fallible<E>>, Error>
+    where
+        K: KeySource<A>,
+        A: Send + 'static,
+        T: CacheValue,
+        E: fmt::Debug + Send + 'static,
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    {
+        let name = function_name::<F>();
+        let policy = self.policy(name, Loader::Sync(Arc::new(f)))?;
+        Ok(Cached { policy })
+    }
+
+    /// Caches an async function of one argument (a tuple for several).
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::wrap`].
+    pub fn wrap_async<A, T, F, Fut>(self, f: F) -> Result<AsyncCached<A, T>, Error>
+    where
+        K: KeySource<A>,
+        A: Send + 'static,
+        T: CacheValue,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let name = function_name::<F>();
+        let load = move |args| {
+            let fut = f(args);
+            Box::pin(async move { Ok(fut.await) }) as ac_core::BoxFuture<'static, _>
+        };
+        let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
+        Ok(AsyncCached { policy })
+    }
+
+    /// Caches an async function returning `Result`: `Ok` values are cached,
+    /// an `Err` is returned and not cached.
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::wrap`].
+    pub fn try_wrap_async<A, T, E, F, Fut>(
+        self,
+        f: F,
+    ) -> Result<AsyncCached<A, T, Fallible<E>>, Error>
+    where
+        K: KeySource<A>,
+        A: Send + 'static,
+        T: CacheValue,
+        E: fmt::Debug + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let name = function_name::<F>();
+        let load = move |args| Box::pin(f(args)) as ac_core::BoxFuture<'static, _>;
+        let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
+        Ok(AsyncCached { policy })
+    }
+
+    fn policy<A, T, E>(
+        self,
+        default_name: String,
+        loader: Loader<A, T, E>,
+    ) -> Result<Arc<CachePolicy<A, T, E>>, Error>
+    where
+        K: KeySource<A>,
+        A: Send + 'static,
+        T: CacheValue,
+        E: fmt::Debug + Send + 'static,
+    {
+        let key = self.key.into_key_spec()?;
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
+        let store = match self.store {
+            Some(store) => store,
+            None => InMemCache::builder()
+                .shared_clock(Arc::clone(&clock))
+                .build()?
+                .into_store(),
+        };
+        let scheduler = self
+            .scheduler
+            .unwrap_or_else(|| default_scheduler(matches!(loader, Loader::Async(_))));
+        let config = PolicyConfig {
+            name: self.name.unwrap_or(default_name),
+            ttl: self.ttl,
+            stale: self.stale,
+            key,
+            store,
+            clock,
+            metrics: self.metrics.unwrap_or_else(|| Arc::new(NullMetrics)),
+            scheduler,
+        };
+        CachePolicy::new(config, loader).map(Arc::new)
+    }
+}
+
+fn default_scheduler(is_async: bool) -> Arc<dyn Scheduler> {
+    #[cfg(feature = "tokio")]
+    if is_async {
+        return Arc::new(ac_sched::TokioScheduler::new());
+    }
+    let _ = is_async;
+    Arc::new(ThreadScheduler::global().clone())
+}
+
+/// `my_crate::module::get_user` → `get_user`; closures are named after the
+/// function they are defined in.
+fn function_name<F>() -> String {
+    let full = type_name::<F>();
+    let path = full.split('<').next().unwrap_or(full);
+    path.rsplit("::")
+        .find(|segment| !segment.is_empty() && !segment.starts_with('{'))
+        .unwrap_or(path)
+        .to_owned()
+}
+
+/// A cached sync function. `call` returns `T` for [`Plain`] functions
+/// (from `wrap`) and `Result<T, E>` for [`Fallible`] ones (from `try_wrap`).
+/// Cloning is cheap and shares the cache.
+pub struct Cached<A, T, O: Outcome = Plain> {
+    policy: Arc<CachePolicy<A, T, O::Error>>,
+}
+
+/// A cached async function. `call(..).await` returns `T` for [`Plain`]
+/// functions (from `wrap_async`) and `Result<T, E>` for [`Fallible`] ones.
+/// Cloning is cheap and shares the cache.
+pub struct AsyncCached<A, T, O: Outcome = Plain> {
+    policy: Arc<CachePolicy<A, T, O::Error>>,
+}
+
+macro_rules! common_methods {
+    ($ty:ident) => {
+        impl<A, T, O: Outcome> Clone for $ty<A, T, O> {
+            fn clone(&self) -> Self {
+                Self {
+                    policy: Arc::clone(&self.policy),
+                }
+            }
+        }
+
+        impl<A, T, O: Outcome> fmt::Debug for $ty<A, T, O> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($ty)).field(&self.policy).finish()
+            }
+        }
+
+        impl<A, T, O> $ty<A, T, O>
+        where
+            A: Send + 'static,
+            T: CacheValue,
+            O: Outcome,
+        {
+            /// The store this function's entries live in.
+            pub fn store(&self) -> &Arc<dyn Store> {
+                self.policy.store()
+            }
+
+            /// The name used in metrics and logs.
+            pub fn name(&self) -> &str {
+                self.policy.name()
+            }
+
+            /// The cache key for `args`.
+            pub fn key(&self, args: &A) -> String {
+                self.policy.key(args)
+            }
+        }
+    };
+}
+common_methods!(Cached);
+common_methods!(AsyncCached);
+
+impl<A, T, O> Cached<A, T, O>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    O: Outcome,
+{
+    /// Calls the function through the cache: a fresh hit returns at once; a
+    /// stale hit returns at once and refreshes in the background; a miss
+    /// runs the function once however many threads ask concurrently.
+    ///
+    /// Store errors never fail the call: they are logged and counted, and
+    /// the function's value is returned.
+    #[inline]
+    pub fn call(&self, args: A) -> O::Output<T> {
+        O::output(self.policy.call_blocking(args))
+    }
+
+    /// Deletes the entry for `args` (same arguments as `call`).
+    ///
+    /// # Errors
+    /// If the store fails.
+    pub fn invalidate(&self, args: A) -> Result<(), Error> {
+        ac_core::block_on(self.policy.invalidate(&args))
+    }
+
+    /// Clears the whole store (every function sharing it).
+    ///
+    /// # Errors
+    /// If the store fails.
+    pub fn clear(&self) -> Result<(), Error> {
+        ac_core::block_on(self.policy.clear())
+    }
+}
+
+impl<A, T, O> AsyncCached<A, T, O>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    O: Outcome,
+{
+    /// Calls the function through the cache: a fresh hit returns at once; a
+    /// stale hit returns at once and refreshes in the background; a miss
+    /// runs the function once however many tasks ask concurrently.
+    ///
+    /// Store errors never fail the call: they are logged and counted, and
+    /// the function's value is returned.
+    #[inline]
+    pub async fn call(&self, args: A) -> O::Output<T> {
+        O::output(self.policy.call_async(args).await)
+    }
+
+    /// Deletes the entry for `args` (same arguments as `call`).
+    ///
+    /// # Errors
+    /// If the store fails.
+    pub async fn invalidate(&self, args: A) -> Result<(), Error> {
+        self.policy.invalidate(&args).await
+    }
+
+    /// Clears the whole store (every function sharing it).
+    ///
+    /// # Errors
+    /// If the store fails.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.policy.clear().await
+    }
+}

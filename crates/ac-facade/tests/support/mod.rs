@@ -1,0 +1,155 @@
+//! Test fixtures shared by the facade's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use advanced_caching::{BoxFuture, Decoder, Entry, Error, MetricsCollector, Store};
+
+pub const T0: f64 = 1_700_000_000.0;
+
+/// Counts every metrics call by `operation/label`.
+#[derive(Debug, Default, Clone)]
+pub struct CountingMetrics(Arc<Mutex<HashMap<String, usize>>>);
+
+impl CountingMetrics {
+    pub fn count(&self, what: &str) -> usize {
+        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
+    }
+    fn bump(&self, what: String) {
+        *self.0.lock().unwrap().entry(what).or_default() += 1;
+    }
+}
+
+impl MetricsCollector for CountingMetrics {
+    fn record_hit(&self, _: &str, _: &str) {
+        self.bump("hit".into());
+    }
+    fn record_miss(&self, _: &str, _: &str) {
+        self.bump("miss".into());
+    }
+    fn record_set(&self, _: &str, _: &str, _: Option<usize>) {
+        self.bump("set".into());
+    }
+    fn record_delete(&self, _: &str, _: &str) {
+        self.bump("delete".into());
+    }
+    fn record_error(&self, _: &str, operation: &str, error_type: &str) {
+        self.bump(format!("error/{operation}/{error_type}"));
+        self.bump("error".into());
+    }
+    fn record_background_refresh(&self, _: &str, success: bool, _: Duration) {
+        self.bump(format!("refresh/{success}"));
+    }
+}
+
+/// A user-written backend with no in-process fast path: a mutex-guarded map
+/// reached only through the async methods, as a remote store would be.
+#[derive(Debug, Default)]
+pub struct MapStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    pub gets: AtomicUsize,
+}
+
+impl Store for MapStore {
+    fn name(&self) -> &'static str {
+        "map"
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        _: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let found = self.entries.lock().unwrap().get(key).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        _: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.entries.lock().unwrap().insert(key.to_owned(), entry);
+        Box::pin(async { Ok(()) })
+    }
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        _: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let mut entries = self.entries.lock().unwrap();
+        let absent = !entries.contains_key(key);
+        if absent {
+            entries.insert(key.to_owned(), entry);
+        }
+        Box::pin(async move { Ok(absent) })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.entries.lock().unwrap().remove(key);
+        Box::pin(async { Ok(()) })
+    }
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        self.entries.lock().unwrap().clear();
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A backend whose every operation fails, as an unreachable server does.
+#[derive(Debug, Default)]
+pub struct DownStore;
+
+fn down<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
+    Box::pin(async { Err(Error::store("down", "connection refused")) })
+}
+
+impl Store for DownStore {
+    fn name(&self) -> &'static str {
+        "down"
+    }
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+        down()
+    }
+    fn set<'a>(
+        &'a self,
+        _: &'a str,
+        _: Entry,
+        _: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        down()
+    }
+    fn set_if_absent<'a>(
+        &'a self,
+        _: &'a str,
+        _: Entry,
+        _: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        down()
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        down()
+    }
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        down()
+    }
+}
+
+/// A call counter for cached functions.
+#[derive(Debug, Default, Clone)]
+pub struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    pub fn bump(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,204 @@
+//! Stale-while-revalidate, on a manual clock. Background refreshes run on a
+//! test-owned `ThreadScheduler`; `shutdown()` joins them, so the tests wait
+//! for exactly the work they started instead of sleeping.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use advanced_caching::{ManualClock, Store, ThreadScheduler, cache};
+use support::{Calls, CountingMetrics, MapStore, T0};
+
+fn pool() -> ThreadScheduler {
+    ThreadScheduler::new("swr-test", 2).unwrap()
+}
+
+#[test]
+fn swr_serves_stale_at_ttl_and_refreshes_once_off_the_callers_thread() {
+    let clock = ManualClock::new(T0);
+    let scheduler = pool();
+    let calls = Calls::default();
+    let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+    let (c, t) = (calls.clone(), threads.clone());
+    let price = cache(60)
+        .stale(30)
+        .key("price:{}")
+        .clock(clock.clone())
+        .scheduler(scheduler.clone())
+        .wrap(move |_: &'static str| {
+            t.lock().unwrap().push(thread::current().id());
+            c.bump()
+        })
+        .unwrap();
+
+    assert_eq!(price.call("BTC"), 1);
+    clock.advance(60.0); // exactly ttl: stale
+    for _ in 0..50 {
+        assert_eq!(price.call("BTC"), 1, "stale value served at once");
+    }
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 2, "exactly one background refresh");
+    assert_eq!(price.call("BTC"), 2, "refreshed value is fresh");
+    let threads = threads.lock().unwrap();
+    assert_eq!(
+        threads[0],
+        thread::current().id(),
+        "the miss ran on the caller"
+    );
+    assert_ne!(threads[1], thread::current().id(), "the refresh did not");
+}
+
+#[test]
+fn exactly_at_ttl_plus_stale_is_still_stale_and_after_it_the_caller_waits() {
+    let clock = ManualClock::new(T0);
+    let scheduler = pool();
+    let calls = Calls::default();
+    let c = calls.clone();
+    let f = cache(60)
+        .stale(30)
+        .key("k:{}")
+        .clock(clock.clone())
+        .scheduler(scheduler.clone())
+        .wrap(move |_: u8| c.bump())
+        .unwrap();
+
+    assert_eq!(f.call(1), 1);
+    assert_eq!(f.call(2), 2);
+    clock.set(T0 + 90.0);
+    assert_eq!(f.call(1), 1, "end of the stale window is inclusive");
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 3, "and it triggered a refresh");
+    clock.set(T0 + 90.000_1);
+    assert_eq!(f.call(2), 4, "dead: the caller ran the function");
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 4, "no background work for a dead entry");
+}
+
+#[test]
+fn just_before_ttl_is_fresh_and_starts_no_refresh() {
+    let clock = ManualClock::new(T0);
+    let scheduler = pool();
+    let calls = Calls::default();
+    let c = calls.clone();
+    let f = cache(60)
+        .stale(30)
+        .key("k")
+        .clock(clock.clone())
+        .scheduler(scheduler.clone())
+        .wrap(move |()| c.bump())
+        .unwrap();
+    f.call(());
+    clock.advance(59.999);
+    assert_eq!(f.call(()), 1);
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn a_failed_refresh_keeps_serving_stale_until_the_window_ends_and_is_counted() {
+    let clock = ManualClock::new(T0);
+    let scheduler = pool();
+    let metrics = CountingMetrics::default();
+    let calls = Calls::default();
+    let c = calls.clone();
+    let f = cache(60)
+        .stale(30)
+        .key("rate")
+        .clock(clock.clone())
+        .scheduler(scheduler.clone())
+        .metrics(metrics.clone())
+        .try_wrap(move |()| match c.bump() {
+            1 => Ok(1.5f64),
+            n => Err(format!("upstream down ({n})")),
+        })
+        .unwrap();
+
+    assert_eq!(f.call(()), Ok(1.5));
+    clock.advance(61.0);
+    assert_eq!(f.call(()), Ok(1.5), "stale");
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 2, "refresh attempted");
+    assert_eq!(metrics.count("error/refresh/loader"), 1);
+    assert_eq!(metrics.count("refresh/false"), 1);
+
+    clock.advance(20.0);
+    assert_eq!(f.call(()), Ok(1.5), "still stale, still served");
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 2, "no refresh storm after a failure");
+
+    clock.set(T0 + 90.5);
+    assert_eq!(
+        f.call(()),
+        Err("upstream down (3)".into()),
+        "dead: the caller sees the error"
+    );
+}
+
+#[test]
+fn two_caches_sharing_a_remote_store_refresh_once_between_them() {
+    // MapStore has no in-process fast path: each reader gets its own copy of
+    // the entry, as two processes reading Redis would. Only the store's
+    // set_if_absent lock can keep them to one refresh.
+    let store: Arc<dyn Store> = Arc::new(MapStore::default());
+    let clock = ManualClock::new(T0);
+    let scheduler = pool();
+    let calls = Calls::default();
+    let make = |calls: Calls| {
+        cache(60)
+            .stale(30)
+            .key("shared:{}")
+            .store(store.clone())
+            .clock(clock.clone())
+            .scheduler(scheduler.clone())
+            .wrap(move |_: u8| calls.bump())
+            .unwrap()
+    };
+    let (a, b) = (make(calls.clone()), make(calls.clone()));
+    assert_eq!(a.call(1), 1);
+    assert_eq!(b.call(1), 1, "b hits a's entry");
+    clock.advance(70.0);
+    assert_eq!(a.call(1), 1);
+    assert_eq!(b.call(1), 1);
+    scheduler.shutdown();
+    assert_eq!(calls.get(), 2, "one refresh for both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_swr_refreshes_on_the_runtime() {
+    let clock = ManualClock::new(T0);
+    let calls = Calls::default();
+    let refreshed = Arc::new(tokio::sync::Notify::new());
+    let (c, r) = (calls.clone(), refreshed.clone());
+    let f = cache(60)
+        .stale(30)
+        .key("a")
+        .clock(clock.clone())
+        .wrap_async(move |()| {
+            let (c, r) = (c.clone(), r.clone());
+            async move {
+                let n = c.bump();
+                r.notify_one();
+                n
+            }
+        })
+        .unwrap();
+    assert_eq!(f.call(()).await, 1);
+    refreshed.notified().await; // consume the miss's notification
+    clock.advance(75.0);
+    assert_eq!(f.call(()).await, 1, "stale served at once");
+    tokio::time::timeout(Duration::from_secs(10), refreshed.notified())
+        .await
+        .expect("refresh ran");
+    // The refresh writes right after the function returns.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while f.call(()).await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refreshed value never stored"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(calls.get(), 2);
+}
