@@ -1,1 +1,147 @@
-fn main() {}
+//! Hot-path benches. Ids are stable (`group/name`) so runs can be compared;
+//! see BENCH.md. Hits use an `Arc<String>` of ~100 bytes cloned out of a
+//! store holding 10,000 entries.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use advanced_caching::{InMemCache, ManualClock, Store, cache};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const ENTRIES: u64 = 10_000;
+const KEY: u64 = 4_242;
+
+fn value() -> Arc<String> {
+    Arc::new("v".repeat(100))
+}
+
+/// Polls a future that completes without waiting (a cache hit) once.
+#[inline(always)]
+fn poll_ready<F: Future>(fut: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(fut).poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a hit must complete on the first poll"),
+    }
+}
+
+fn floor(c: &mut Criterion) {
+    let map: papaya::HashMap<String, Arc<String>, foldhash::fast::RandomState> =
+        papaya::HashMap::builder()
+            .hasher(foldhash::fast::RandomState::default())
+            .build();
+    for i in 0..ENTRIES {
+        map.pin().insert(format!("user:{i}"), value());
+    }
+    let key = format!("user:{KEY}");
+    c.bench_function("floor/papaya_get", |b| {
+        b.iter(|| map.pin().get(black_box(key.as_str())).cloned())
+    });
+}
+
+/// A store with 10,000 `user:{i}` entries, as the cached functions write them.
+fn populated_store() -> Arc<dyn Store> {
+    let store: Arc<dyn Store> = Arc::new(InMemCache::new());
+    let fill = cache(3600)
+        .key("user:{}")
+        .store(store.clone())
+        .wrap(|_: u64| value())
+        .unwrap();
+    for i in 0..ENTRIES {
+        fill.call(i);
+    }
+    store
+}
+
+fn store(c: &mut Criterion) {
+    let store = populated_store();
+    let key = format!("user:{KEY}");
+    c.bench_function("store/inmem_get", |b| {
+        b.iter(|| {
+            let mut out = None;
+            store.get_local(black_box(&key), &mut |entry| {
+                out = entry.value.downcast_ref::<Arc<String>>().cloned();
+            });
+            out
+        })
+    });
+}
+
+fn hits(c: &mut Criterion) {
+    let store = populated_store();
+    let mut group = c.benchmark_group("hit");
+
+    let sync_static = cache(3600)
+        .key("feature_flags")
+        .store(store.clone())
+        .wrap(|()| value())
+        .unwrap();
+    sync_static.call(());
+    group.bench_function("sync_static", |b| {
+        b.iter(|| sync_static.call(black_box(())))
+    });
+
+    let async_static = cache(3600)
+        .key("feature_flags_async")
+        .store(store.clone())
+        .wrap_async(|()| async { value() })
+        .unwrap();
+    poll_ready(async_static.call(()));
+    group.bench_function("async_static", |b| {
+        b.iter(|| poll_ready(async_static.call(black_box(()))))
+    });
+
+    let positional = cache(3600)
+        .key("user:{}")
+        .store(store.clone())
+        .wrap(|_: u64| value())
+        .unwrap();
+    group.bench_function("sync_positional", |b| {
+        b.iter(|| positional.call(black_box(KEY)))
+    });
+
+    let callable = cache(3600)
+        .key(|id: &u64| format!("user:{id}"))
+        .store(store.clone())
+        .wrap(|_: u64| value())
+        .unwrap();
+    group.bench_function("sync_callable", |b| {
+        b.iter(|| callable.call(black_box(KEY)))
+    });
+
+    // A stale entry whose refresh keeps failing: every call is a stale serve.
+    let clock = ManualClock::new(1_700_000_000.0);
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let stale = cache(60)
+        .stale(1e9)
+        .key("stale")
+        .clock(clock.clone())
+        .store(store.clone())
+        .try_wrap(move |()| {
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                Ok(value())
+            } else {
+                Err("refresh fails")
+            }
+        })
+        .unwrap();
+    stale.call(()).unwrap();
+    clock.advance(120.0);
+    stale.call(()).unwrap();
+    group.bench_function("swr_stale", |b| b.iter(|| stale.call(black_box(()))));
+    group.finish();
+
+    let v = value();
+    let ttl0 = cache(0)
+        .key("uncached")
+        .store(store.clone())
+        .wrap(move |()| v.clone())
+        .unwrap();
+    c.bench_function("miss/sync_ttl0", |b| b.iter(|| ttl0.call(black_box(()))));
+}
+
+criterion_group!(benches, floor, store, hits);
+criterion_main!(benches);

@@ -50,17 +50,13 @@ where
 }
 
 /// The type-erased view of a [`CacheValue`] that stores hold.
-trait AnyValue: Send + Sync + 'static {
-    fn as_any(&self) -> &dyn Any;
+trait AnyValue: Any + Send + Sync {
     fn type_name(&self) -> &'static str;
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error>;
     fn shallow_size(&self) -> usize;
 }
 
 impl<T: CacheValue> AnyValue for T {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn type_name(&self) -> &'static str {
         type_name::<T>()
     }
@@ -87,7 +83,9 @@ impl Value {
     /// The value, if it is a `T`.
     #[inline]
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
-        self.0.as_any().downcast_ref()
+        // Upcasting to `dyn Any` adjusts the vtable pointer; no call.
+        let any: &dyn Any = &*self.0;
+        any.downcast_ref()
     }
 
     /// The name of the value's type (for errors).

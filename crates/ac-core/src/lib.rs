@@ -24,12 +24,12 @@ mod scheduler;
 mod serializer;
 mod store;
 
-pub use clock::{Clock, IntoSeconds, PreciseClock};
+pub use clock::{Clock, ClockReader, IntoSeconds, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
 pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
-pub use policy::{CachePolicy, Loader, PolicyConfig};
+pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig};
 pub use scheduler::{BlockingJob, Scheduler};
 pub use serializer::{ErasedDeserializer, Serializer};
 pub use store::{BoxFuture, IntoStore, Local, Store, Usage};

@@ -3,10 +3,13 @@
 use std::any::type_name;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use ac_core::{
-    CachePolicy, CacheValue, Clock, Error, IntoSeconds, IntoStore, KeySource, Loader,
+    CachePolicy, CacheValue, CallAsync, Clock, Error, IntoSeconds, IntoStore, KeySource, Loader,
     MetricsCollector, NullMetrics, PolicyConfig, Scheduler, Store,
 };
 use ac_sched::{CoarseClock, ThreadScheduler};
@@ -295,6 +298,36 @@ pub struct AsyncCached<A, T, O: Outcome = Plain> {
     policy: Arc<CachePolicy<A, T, O::Error>>,
 }
 
+/// The future of [`AsyncCached::call`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Call<'a, A, T, O: Outcome> {
+    inner: CallAsync<'a, A, T, O::Error>,
+    outcome: PhantomData<O>,
+}
+
+// Nothing is structurally pinned (see `CallAsync`).
+impl<A, T, O: Outcome> Unpin for Call<'_, A, T, O> {}
+
+impl<A, T, O: Outcome> fmt::Debug for Call<'_, A, T, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<A, T, O> Future for Call<'_, A, T, O>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    O: Outcome,
+{
+    type Output = O::Output<T>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.inner).poll(cx).map(O::output)
+    }
+}
+
 macro_rules! common_methods {
     ($ty:ident) => {
         impl<A, T, O: Outcome> Clone for $ty<A, T, O> {
@@ -384,8 +417,11 @@ where
     /// Store errors never fail the call: they are logged and counted, and
     /// the function's value is returned.
     #[inline]
-    pub async fn call(&self, args: A) -> O::Output<T> {
-        O::output(self.policy.call_async(args).await)
+    pub fn call(&self, args: A) -> Call<'_, A, T, O> {
+        Call {
+            inner: self.policy.call_async(args),
+            outcome: PhantomData,
+        }
     }
 
     /// Deletes the entry for `args` (same arguments as `call`).

@@ -13,7 +13,7 @@ pub use ac_core::{
 pub use ac_sched::TokioScheduler;
 pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
-pub use cache::{AsyncCached, CacheBuilder, Cached, NoKey, cache};
+pub use cache::{AsyncCached, CacheBuilder, Cached, Call, NoKey, cache};
 pub use outcome::{Fallible, Outcome, Plain};
 
 /// The crates behind this facade, for backend and runtime authors.

@@ -59,6 +59,10 @@ impl Clock for CoarseClock {
     fn now(&self) -> f64 {
         f64::from_bits(COARSE_NOW.load(Ordering::Relaxed))
     }
+
+    fn static_cell(&self) -> Option<&'static AtomicU64> {
+        Some(&COARSE_NOW)
+    }
 }
 
 /// A clock that moves only when told: for tests of TTL and

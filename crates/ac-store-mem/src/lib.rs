@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ac_core::{BoxFuture, Clock, Decoder, Entry, Error, Local, Store, Usage};
+use ac_core::{BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, Store, Usage};
 use ac_sched::CoarseClock;
 use papaya::{Compute, Operation};
 
@@ -57,7 +57,7 @@ impl Record {
 
 struct Inner {
     map: papaya::HashMap<Box<str>, Record, foldhash::fast::RandomState>,
-    clock: Arc<dyn Clock>,
+    clock: ClockReader,
     max_entries: Option<usize>,
     max_weight: Option<u64>,
     weigher: Option<Weigher>,
@@ -185,7 +185,7 @@ impl InMemCacheBuilder {
                 map: papaya::HashMap::builder()
                     .hasher(foldhash::fast::RandomState::default())
                     .build(),
-                clock: self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new())),
+                clock: ClockReader::new(self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()))),
                 max_entries: self.max_entries,
                 max_weight: self.max_weight,
                 weigher: self.weigher,
@@ -359,6 +359,7 @@ impl InMemCache {
         }
     }
 
+    #[inline]
     fn visit(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
         let map = self.inner.map.pin();
         match map.get(key) {

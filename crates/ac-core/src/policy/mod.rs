@@ -20,16 +20,18 @@ use std::any::type_name;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use single_flight::{Join, Outcome, SingleFlight};
 
 use crate::clock::{check_seconds, ttl_duration};
 use crate::{
-    BoxFuture, CacheValue, Clock, Entry, Error, KeySpec, Local, MetricsCollector, Scheduler, Store,
-    TypedDecoder, Value,
+    BoxFuture, CacheValue, Clock, ClockReader, Entry, Error, KeySpec, Local, MetricsCollector,
+    Scheduler, Store, TypedDecoder, Value,
 };
 
 /// The function a policy caches: sync (run on the caller's thread) or async.
@@ -84,7 +86,7 @@ pub struct CachePolicy<A, T, E> {
     refresh_hold: f64,
     key: KeySpec<A>,
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: ClockReader,
     metrics: Arc<dyn MetricsCollector>,
     metrics_on: bool,
     scheduler: Arc<dyn Scheduler>,
@@ -105,6 +107,76 @@ impl<A, T, E> fmt::Debug for CachePolicy<A, T, E> {
             .field("store", &self.store)
             .field("loader", &self.loader)
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`CachePolicy::call_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct CallAsync<'a, A, T, E> {
+    policy: &'a Arc<CachePolicy<A, T, E>>,
+    /// The arguments until the first poll takes them.
+    args: Option<A>,
+    /// The slow path (a miss), once started.
+    slow: Option<BoxFuture<'a, Result<T, E>>>,
+}
+
+// No field is structurally pinned: `A` is moved out by value and the slow
+// future is already boxed and pinned.
+impl<A, T, E> Unpin for CallAsync<'_, A, T, E> {}
+
+impl<A, T, E> fmt::Debug for CallAsync<'_, A, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match (&self.args, &self.slow) {
+            (Some(_), _) => "start",
+            (None, Some(_)) => "loading",
+            (None, None) => "done",
+        };
+        f.debug_struct("CallAsync")
+            .field("cache", &self.policy.name)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<A, T, E> Future for CallAsync<'_, A, T, E>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    E: fmt::Debug + Send + 'static,
+{
+    type Output = Result<T, E>;
+
+    // The hit path reads the state in place rather than moving it: moving
+    // the whole future costs more than the cache lookup it wraps.
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(slow) = &mut this.slow {
+            return slow.as_mut().poll(cx);
+        }
+        let policy = this.policy;
+        let Some(args) = this.args.take() else {
+            panic!("CallAsync polled after completion");
+        };
+        if policy.ttl == 0.0 {
+            return this
+                .slow
+                .insert(Box::pin(policy.run_loader(args)))
+                .as_mut()
+                .poll(cx);
+        }
+        match policy.step(&args) {
+            Step::Done(value) => Poll::Ready(Ok(value)),
+            Step::Refresh(value, key) => {
+                policy.spawn_refresh(key, args);
+                Poll::Ready(Ok(value))
+            }
+            Step::Load(key, remote) => this
+                .slow
+                .insert(Box::pin(policy.resolve(key, args, remote)))
+                .as_mut()
+                .poll(cx),
+        }
     }
 }
 
@@ -146,7 +218,7 @@ where
             refresh_hold: ttl.min(stale),
             key: config.key,
             store: config.store,
-            clock: config.clock,
+            clock: ClockReader::new(config.clock),
             metrics: config.metrics,
             metrics_on,
             scheduler: config.scheduler,
@@ -193,21 +265,14 @@ where
         }
     }
 
-    /// Calls the loader (sync or async) through the cache.
-    pub fn call_async(self: &Arc<Self>, args: A) -> impl Future<Output = Result<T, E>> + Send + '_ {
-        async move {
-            if self.ttl == 0.0 {
-                return self.run_loader(args).await;
-            }
-            match self.step(&args) {
-                Step::Done(value) => Ok(value),
-                Step::Refresh(value, key) => {
-                    self.spawn_refresh(key, args);
-                    Ok(value)
-                }
-                // Boxed so the hit path's future stays small.
-                Step::Load(key, remote) => Box::pin(self.resolve(key, args, remote)).await,
-            }
+    /// Calls the loader (sync or async) through the cache. The returned
+    /// future does nothing until polled; a hit completes on the first poll
+    /// without allocating.
+    pub fn call_async(self: &Arc<Self>, args: A) -> CallAsync<'_, A, T, E> {
+        CallAsync {
+            policy: self,
+            args: Some(args),
+            slow: None,
         }
     }
 
