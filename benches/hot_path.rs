@@ -80,9 +80,7 @@ fn hits(c: &mut Criterion) {
         .wrap(|()| value())
         .unwrap();
     sync_static.call(());
-    group.bench_function("sync_static", |b| {
-        b.iter(|| sync_static.call(black_box(())))
-    });
+    group.bench_function("sync_static", |b| b.iter(|| sync_static.call(())));
 
     let async_static = cache(3600)
         .key("feature_flags_async")
@@ -91,7 +89,7 @@ fn hits(c: &mut Criterion) {
         .unwrap();
     poll_ready(async_static.call(()));
     group.bench_function("async_static", |b| {
-        b.iter(|| poll_ready(async_static.call(black_box(()))))
+        b.iter(|| poll_ready(async_static.call(())))
     });
 
     let positional = cache(3600)
@@ -131,7 +129,7 @@ fn hits(c: &mut Criterion) {
     stale.call(()).unwrap();
     clock.advance(120.0);
     stale.call(()).unwrap();
-    group.bench_function("swr_stale", |b| b.iter(|| stale.call(black_box(()))));
+    group.bench_function("swr_stale", |b| b.iter(|| stale.call(())));
     group.finish();
 
     let v = value();
@@ -140,7 +138,7 @@ fn hits(c: &mut Criterion) {
         .store(store.clone())
         .wrap(move |()| v.clone())
         .unwrap();
-    c.bench_function("miss/sync_ttl0", |b| b.iter(|| ttl0.call(black_box(()))));
+    c.bench_function("miss/sync_ttl0", |b| b.iter(|| ttl0.call(())));
 }
 
 criterion_group!(benches, floor, store, hits);
