@@ -305,6 +305,15 @@ thread_local! {
 }
 
 impl<A> KeySpec<A> {
+    /// The key as the user gave it, for messages: the template, or `<closure>`.
+    pub fn describe(&self) -> &str {
+        match self {
+            Self::Static(key) => key,
+            Self::Template(template, _) => template.source(),
+            Self::Closure(_) => "<closure>",
+        }
+    }
+
     /// Calls `f` with the key for `args`. Template keys are rendered into a
     /// reused thread-local buffer, so this allocates only for closure keys.
     /// `f` should not call back into cached functions (that still works, but

@@ -8,11 +8,40 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use advanced_caching::{ManualClock, Store, ThreadScheduler, cache};
+use advanced_caching::{Cached, KeyArgs, ManualClock, Store, ThreadScheduler, cache};
 use support::{Calls, CountingMetrics, MapStore, T0};
 
 fn pool() -> ThreadScheduler {
     ThreadScheduler::new("swr-test", 2).unwrap()
+}
+
+/// A manual clock, a pool to join refreshes on, and a call counter.
+struct Fixture {
+    clock: ManualClock,
+    scheduler: ThreadScheduler,
+    calls: Calls,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            clock: ManualClock::new(T0),
+            scheduler: pool(),
+            calls: Calls::default(),
+        }
+    }
+
+    /// `cache(60).stale(30)` over a function returning its call number.
+    fn counter<A: KeyArgs + Send + 'static>(&self, key: &str) -> Cached<A, usize> {
+        let calls = self.calls.clone();
+        cache(60)
+            .stale(30)
+            .key(key)
+            .clock(self.clock.clone())
+            .scheduler(self.scheduler.clone())
+            .wrap(move |_: A| calls.bump())
+            .unwrap()
+    }
 }
 
 #[test]
@@ -52,17 +81,9 @@ fn swr_serves_stale_at_ttl_and_refreshes_once_off_the_callers_thread() {
 
 #[test]
 fn exactly_at_ttl_plus_stale_is_still_stale_and_after_it_the_caller_waits() {
-    let clock = ManualClock::new(T0);
-    let scheduler = pool();
-    let calls = Calls::default();
-    let c = calls.clone();
-    let f = cache(60)
-        .stale(30)
-        .key("k:{}")
-        .clock(clock.clone())
-        .scheduler(scheduler.clone())
-        .wrap(move |_: u8| c.bump())
-        .unwrap();
+    let fx = Fixture::new();
+    let (clock, scheduler, calls) = (&fx.clock, &fx.scheduler, &fx.calls);
+    let f = fx.counter::<u8>("k:{}");
 
     assert_eq!(f.call(1), 1);
     assert_eq!(f.call(2), 2);
@@ -78,17 +99,9 @@ fn exactly_at_ttl_plus_stale_is_still_stale_and_after_it_the_caller_waits() {
 
 #[test]
 fn just_before_ttl_is_fresh_and_starts_no_refresh() {
-    let clock = ManualClock::new(T0);
-    let scheduler = pool();
-    let calls = Calls::default();
-    let c = calls.clone();
-    let f = cache(60)
-        .stale(30)
-        .key("k")
-        .clock(clock.clone())
-        .scheduler(scheduler.clone())
-        .wrap(move |()| c.bump())
-        .unwrap();
+    let fx = Fixture::new();
+    let (clock, scheduler, calls) = (&fx.clock, &fx.scheduler, &fx.calls);
+    let f = fx.counter::<()>("k");
     f.call(());
     clock.advance(59.999);
     assert_eq!(f.call(()), 1);

@@ -39,7 +39,10 @@ fn ttl_zero_disables_caching() {
 fn negative_or_nan_ttl_and_stale_are_refused() {
     let msg = cache(-1).key("k").wrap(|()| 1).unwrap_err().to_string();
     assert!(
-        msg.contains("ttl must be a non-negative number of seconds, got -1"),
+        msg.contains(
+            "ttl of cache \"negative_or_nan_ttl_and_stale_are_refused\" (key \"k\") \
+             must be a non-negative number of seconds, got -1"
+        ),
         "{msg}"
     );
     let msg = cache(f64::NAN)
@@ -54,7 +57,10 @@ fn negative_or_nan_ttl_and_stale_are_refused() {
         .wrap(|()| 1)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("stale must be a non-negative"), "{msg}");
+    assert!(
+        msg.contains("stale of cache") && msg.contains("must be a non-negative"),
+        "{msg}"
+    );
 }
 
 #[test]

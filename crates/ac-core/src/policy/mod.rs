@@ -208,8 +208,15 @@ where
 {
     /// Builds a policy, refusing a negative or NaN `ttl` or `stale`.
     pub fn new(config: PolicyConfig<A>, loader: Loader<A, T, E>) -> Result<Self, Error> {
-        let ttl = check_seconds("ttl", config.ttl)?;
-        let stale = check_seconds("stale", config.stale)?;
+        let what = |field: &str| {
+            format!(
+                "{field} of cache {:?} (key {:?})",
+                config.name,
+                config.key.describe()
+            )
+        };
+        let ttl = check_seconds(&what("ttl"), config.ttl)?;
+        let stale = check_seconds(&what("stale"), config.stale)?;
         let metrics_on = config.metrics.enabled();
         Ok(Self {
             name: config.name.into(),
