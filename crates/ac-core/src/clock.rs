@@ -21,6 +21,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn static_cell(&self) -> Option<&'static AtomicU64> {
         None
     }
+
+    /// For clocks that do not follow real time (test clocks): a future that
+    /// completes once [`Clock::now`] reaches `deadline`. `None` (the
+    /// default) means real time: schedulers use their runtime's timer.
+    fn alarm(&self, deadline: f64) -> Option<crate::BoxFuture<'static, ()>> {
+        let _ = deadline;
+        None
+    }
 }
 
 /// A shared [`Clock`] with the common case, a [`Clock::static_cell`], read

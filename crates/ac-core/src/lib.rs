@@ -20,7 +20,7 @@ mod error;
 pub mod key;
 mod metrics;
 pub mod policy;
-mod scheduler;
+pub mod scheduler;
 mod serializer;
 mod store;
 
@@ -29,8 +29,8 @@ pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
 pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
-pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig};
-pub use scheduler::{BlockingJob, Scheduler};
+pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};
+pub use scheduler::{BlockingJob, Every, JobHandle, Scheduler, Task};
 pub use serializer::{ErasedDeserializer, Serializer};
 pub use store::{BoxFuture, IntoStore, Local, Store, Usage};
 

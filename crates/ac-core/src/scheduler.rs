@@ -1,14 +1,56 @@
-//! The [`Scheduler`] trait: where background work runs.
+//! The [`Scheduler`] trait: where background work runs, once or periodically.
 
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crate::{BoxFuture, Error};
+use event_listener::{Event, Listener};
+
+use crate::{BoxFuture, Clock, Error};
 
 /// A blocking job for [`Scheduler::spawn_blocking`].
 pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 
-/// Runs background work: stale-while-revalidate refreshes now, periodic
-/// loaders with `bg`.
+/// The work of a periodic job, run once per tick.
+#[derive(Clone)]
+pub enum Task {
+    /// An async function, run on the scheduler's runtime.
+    Async(Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>),
+    /// A blocking function, run on a thread of its own.
+    Blocking(Arc<dyn Fn() + Send + Sync>),
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Async(_) => "Task::Async",
+            Self::Blocking(_) => "Task::Blocking",
+        })
+    }
+}
+
+/// A periodic job for [`Scheduler::every`]: run `task` at `start`, then
+/// every `interval` seconds, measured by `clock`.
+#[derive(Debug, Clone)]
+pub struct Every {
+    /// Seconds between runs (start to start); positive.
+    pub interval: f64,
+    /// When the first run is due, in the clock's Unix seconds. Absolute, so
+    /// that the time the job takes to start does not shift its schedule.
+    pub start: f64,
+    /// The clock ticks are measured with; a test clock drives them through
+    /// [`Clock::alarm`].
+    pub clock: Arc<dyn Clock>,
+    /// What runs.
+    pub task: Task,
+}
+
+/// Runs background work: stale-while-revalidate refreshes and `bg` loaders.
 ///
 /// One implementation per async runtime, plus one on std threads so that
 /// sync functions work in a program with no async runtime at all.
@@ -18,4 +60,211 @@ pub trait Scheduler: Send + Sync + fmt::Debug + 'static {
 
     /// Runs a blocking `job` in the background, off the caller's thread.
     fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error>;
+
+    /// Runs a periodic job until its [`JobHandle`] is stopped or dropped.
+    /// Implementations drive it with [`run_every`].
+    fn every(&self, every: Every) -> Result<JobHandle, Error>;
+}
+
+#[derive(Default)]
+struct JobState {
+    stopped: AtomicBool,
+    stop: Event,
+    finished: AtomicBool,
+    done: Event,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Controls a periodic job. Dropping the handle stops the job (a run in
+/// progress completes first).
+#[must_use = "dropping a JobHandle stops its job"]
+pub struct JobHandle {
+    state: Arc<JobState>,
+}
+
+/// The job's side of a [`JobHandle`]: passed to [`run_every`].
+#[derive(Clone)]
+pub struct JobControl {
+    state: Arc<JobState>,
+}
+
+impl fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("stopped", &self.state.stopped.load(Ordering::Relaxed))
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl fmt::Debug for JobControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobControl").finish_non_exhaustive()
+    }
+}
+
+impl JobHandle {
+    /// A new handle and the control its job runs with.
+    pub fn new() -> (Self, JobControl) {
+        let state = Arc::new(JobState::default());
+        (
+            Self {
+                state: Arc::clone(&state),
+            },
+            JobControl { state },
+        )
+    }
+
+    /// Records the thread running the job, so [`JobHandle::join`] joins it.
+    pub fn set_thread(&self, thread: JoinHandle<()>) {
+        *self
+            .state
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
+    }
+
+    /// Asks the job to stop; a run in progress completes.
+    pub fn stop(&self) {
+        self.state.stopped.store(true, Ordering::SeqCst);
+        self.state.stop.notify(usize::MAX);
+    }
+
+    /// Whether the job has stopped running.
+    pub fn is_finished(&self) -> bool {
+        self.state.finished.load(Ordering::SeqCst)
+    }
+
+    /// Stops the job and blocks until it has finished (and its thread, if
+    /// it has one, has exited). Do not call from inside the job.
+    pub fn join(&self) {
+        self.stop();
+        loop {
+            let listener = self.state.done.listen();
+            if self.is_finished() {
+                break;
+            }
+            listener.wait();
+        }
+        let thread = self
+            .state
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
+                tracing::error!("periodic job thread panicked");
+            }
+        }
+    }
+
+    /// Stops the job and waits, without blocking a thread, until it has
+    /// finished.
+    pub async fn join_async(&self) {
+        self.stop();
+        loop {
+            let listener = self.state.done.listen();
+            if self.is_finished() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl JobControl {
+    /// Whether the job was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.state.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Waits for `wait` or for a stop, whichever comes first; returns `true`
+    /// if stopped.
+    pub async fn until_stopped<F: Future<Output = ()>>(&self, wait: F) -> bool {
+        let mut wait = pin!(wait);
+        loop {
+            let mut stop = self.state.stop.listen();
+            if self.is_stopped() {
+                return true;
+            }
+            let stopped = poll_fn(|cx| {
+                if wait.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                std::pin::Pin::new(&mut stop).poll(cx).map(|()| true)
+            })
+            .await;
+            if !stopped || self.is_stopped() {
+                return stopped;
+            }
+        }
+    }
+
+    /// Blocks up to `timeout` or until stopped; returns `true` if stopped.
+    /// For schedulers whose job owns a thread.
+    pub fn sleep_blocking(&self, timeout: Duration) -> bool {
+        let listener = self.state.stop.listen();
+        if self.is_stopped() {
+            return true;
+        }
+        listener.wait_timeout(timeout);
+        self.is_stopped()
+    }
+
+    fn finish(&self) {
+        self.state.finished.store(true, Ordering::SeqCst);
+        self.state.done.notify(usize::MAX);
+    }
+}
+
+/// Drives a periodic job until stopped: waits for each tick (through the
+/// clock's alarm for a test clock, else through `sleep`, the runtime's
+/// timer), then runs the task. If a run ends after the next tick was due,
+/// the next run starts at once; ticks missed beyond that are coalesced,
+/// not replayed in a burst.
+///
+/// Every [`Scheduler`] runs its periodic jobs through this one function.
+pub async fn run_every<S, F>(every: Every, control: JobControl, sleep: S)
+where
+    S: Fn(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    let _finish = Finish(&control);
+    let mut next = every.start;
+    loop {
+        let now = every.clock.now();
+        let stopped = match every.clock.alarm(next) {
+            Some(alarm) => control.until_stopped(alarm).await,
+            None if next > now => {
+                let delay = Duration::from_secs_f64(next - now);
+                control.until_stopped(sleep(delay)).await
+            }
+            None => control.is_stopped(),
+        };
+        if stopped || control.is_stopped() {
+            return;
+        }
+        match &every.task {
+            Task::Async(run) => run().await,
+            Task::Blocking(run) => run(),
+        }
+        // Behind schedule: run at once, once for all the ticks missed.
+        next = (next + every.interval).max(every.clock.now());
+    }
+}
+
+/// Marks the job finished however `run_every` ends (a panic included).
+struct Finish<'a>(&'a JobControl);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }

@@ -264,10 +264,20 @@ impl<K> CacheBuilder<K> {
     }
 }
 
-fn default_scheduler(is_async: bool) -> Arc<dyn Scheduler> {
+/// Sync work on the thread pool; async work on the first enabled runtime
+/// of tokio, async-std and smol, else on the thread pool.
+pub(crate) fn default_scheduler(is_async: bool) -> Arc<dyn Scheduler> {
     #[cfg(feature = "tokio")]
     if is_async {
         return Arc::new(ac_sched::TokioScheduler::new());
+    }
+    #[cfg(all(feature = "async-std", not(feature = "tokio")))]
+    if is_async {
+        return Arc::new(ac_sched::AsyncStdScheduler::new());
+    }
+    #[cfg(all(feature = "smol", not(any(feature = "tokio", feature = "async-std"))))]
+    if is_async {
+        return Arc::new(ac_sched::SmolScheduler::new());
     }
     let _ = is_async;
     Arc::new(ThreadScheduler::global().clone())

@@ -1,6 +1,7 @@
 #![doc = include_str!("../../../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod bg;
 mod cache;
 mod outcome;
 
@@ -9,10 +10,15 @@ pub use ac_core::{
     KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, Serializer,
     Store, TypedDecoder, Usage, Value,
 };
+#[cfg(feature = "async-std")]
+pub use ac_sched::AsyncStdScheduler;
+#[cfg(feature = "smol")]
+pub use ac_sched::SmolScheduler;
 #[cfg(feature = "tokio")]
 pub use ac_sched::TokioScheduler;
 pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
+pub use bg::{AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, bg};
 pub use cache::{AsyncCached, CacheBuilder, Cached, Call, NoKey, cache};
 pub use outcome::{Fallible, Outcome, Plain};
 

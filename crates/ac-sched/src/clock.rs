@@ -1,11 +1,13 @@
 //! Clocks: [`CoarseClock`] for production, [`ManualClock`] for tests.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ac_core::Clock;
 use ac_core::clock::unix_now;
+use ac_core::{BoxFuture, Clock};
+use event_listener::Event;
 
 /// How often the coarse clock's ticker thread reads the system clock.
 pub const COARSE_RESOLUTION: Duration = Duration::from_millis(1);
@@ -76,31 +78,51 @@ impl Clock for CoarseClock {
 /// clock.advance(60.0);
 /// assert_eq!(clock.now(), 1_060.0);
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Periodic jobs scheduled on this clock (see [`Clock::alarm`]) wake when it
+/// is moved past their tick, on whatever runtime they run.
+#[derive(Clone)]
 pub struct ManualClock {
-    now: Arc<AtomicU64>,
+    inner: Arc<Manual>,
+}
+
+struct Manual {
+    now: AtomicU64,
+    moved: Event,
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualClock").field(&self.now()).finish()
+    }
 }
 
 impl ManualClock {
     /// A clock standing at `start` Unix seconds.
     pub fn new(start: f64) -> Self {
         Self {
-            now: Arc::new(AtomicU64::new(start.to_bits())),
+            inner: Arc::new(Manual {
+                now: AtomicU64::new(start.to_bits()),
+                moved: Event::new(),
+            }),
         }
     }
 
     /// Sets the time.
     pub fn set(&self, now: f64) {
-        self.now.store(now.to_bits(), Ordering::SeqCst);
+        self.inner.now.store(now.to_bits(), Ordering::SeqCst);
+        self.inner.moved.notify(usize::MAX);
     }
 
     /// Moves time forward by `secs`.
     pub fn advance(&self, secs: f64) {
         let _ = self
+            .inner
             .now
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |bits| {
                 Some((f64::from_bits(bits) + secs).to_bits())
             });
+        self.inner.moved.notify(usize::MAX);
     }
 }
 
@@ -113,7 +135,20 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> f64 {
-        f64::from_bits(self.now.load(Ordering::SeqCst))
+        f64::from_bits(self.inner.now.load(Ordering::SeqCst))
+    }
+
+    fn alarm(&self, deadline: f64) -> Option<BoxFuture<'static, ()>> {
+        let clock = self.clone();
+        Some(Box::pin(async move {
+            loop {
+                let moved = clock.inner.moved.listen();
+                if clock.now() >= deadline {
+                    return;
+                }
+                moved.await;
+            }
+        }))
     }
 }
 
@@ -139,6 +174,20 @@ mod tests {
             );
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn manual_clock_alarm_fires_when_moved_past_the_deadline() {
+        let clock = ManualClock::new(0.0);
+        let alarm = clock.alarm(10.0).unwrap();
+        let mover = clock.clone();
+        let thread = std::thread::spawn(move || {
+            mover.advance(5.0);
+            mover.advance(5.0);
+        });
+        ac_core::block_on(alarm);
+        assert!(clock.now() >= 10.0);
+        thread.join().unwrap();
     }
 
     #[test]

@@ -3,15 +3,25 @@
 //! - [`CoarseClock`]: production wall clock, one atomic load per read.
 //! - [`ManualClock`]: test clock that moves only when told.
 //! - [`ThreadScheduler`]: std-thread pool; sync functions need no runtime.
-//! - `TokioScheduler` (feature `tokio`, default): async refreshes on tokio.
+//! - `TokioScheduler` (feature `tokio`, default), `AsyncStdScheduler`
+//!   (feature `async-std`), `SmolScheduler` (feature `smol`): async work on
+//!   each runtime.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "async-std")]
+mod async_std;
 mod clock;
+#[cfg(feature = "smol")]
+mod smol;
 mod thread;
 #[cfg(feature = "tokio")]
 mod tokio;
 
+#[cfg(feature = "async-std")]
+pub use async_std::AsyncStdScheduler;
 pub use clock::{COARSE_RESOLUTION, CoarseClock, ManualClock};
-pub use thread::ThreadScheduler;
+#[cfg(feature = "smol")]
+pub use smol::SmolScheduler;
+pub use thread::{PERIODIC_THREAD_NAME, ThreadScheduler};
 #[cfg(feature = "tokio")]
 pub use tokio::TokioScheduler;

@@ -7,7 +7,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
+use ac_core::scheduler::{Every, JobHandle, run_every};
 use ac_core::{BlockingJob, BoxFuture, Error, Scheduler};
+
+/// The name of the thread each periodic job of a [`ThreadScheduler`] runs
+/// on (short enough for Linux's 15-byte thread names).
+pub const PERIODIC_THREAD_NAME: &str = "ac-every";
 
 /// How long an idle worker waits for work before its thread exits.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
@@ -183,6 +188,27 @@ impl Scheduler for ThreadScheduler {
 
     fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error> {
         self.submit(job)
+    }
+
+    /// Runs the job on a thread of its own, named [`PERIODIC_THREAD_NAME`],
+    /// which exits when the job is stopped; [`JobHandle::join`] joins it.
+    fn every(&self, every: Every) -> Result<JobHandle, Error> {
+        let (handle, control) = JobHandle::new();
+        let thread = thread::Builder::new()
+            .name(PERIODIC_THREAD_NAME.to_owned())
+            .spawn(move || {
+                let sleeper = control.clone();
+                let sleep = move |delay| {
+                    let sleeper = sleeper.clone();
+                    async move {
+                        sleeper.sleep_blocking(delay);
+                    }
+                };
+                ac_core::block_on(run_every(every, control, sleep));
+            })
+            .map_err(|e| Error::Scheduler(format!("cannot start a periodic job thread: {e}")))?;
+        handle.set_thread(thread);
+        Ok(handle)
     }
 }
 

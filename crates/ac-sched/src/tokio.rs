@@ -1,5 +1,6 @@
 //! [`TokioScheduler`]: refreshes of async functions on the tokio runtime.
 
+use ac_core::scheduler::{Every, JobHandle, Task, run_every};
 use ac_core::{BlockingJob, BoxFuture, Error, Scheduler};
 use tokio::runtime::Handle;
 
@@ -42,6 +43,19 @@ impl Scheduler for TokioScheduler {
 
     fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error> {
         ThreadScheduler::global().spawn_blocking(job)
+    }
+
+    /// Async jobs run as a task on the runtime, blocking ones on a thread.
+    fn every(&self, every: Every) -> Result<JobHandle, Error> {
+        let handle = self.handle.clone().or_else(|| Handle::try_current().ok());
+        match (handle, &every.task) {
+            (Some(handle), Task::Async(_)) => {
+                let (job, control) = JobHandle::new();
+                drop(handle.spawn(run_every(every, control, tokio::time::sleep)));
+                Ok(job)
+            }
+            _ => ThreadScheduler::global().every(every),
+        }
     }
 }
 

@@ -13,13 +13,14 @@
 //! (both ends of the stale window included); dead after. With `stale == 0`
 //! an entry is dead from `fresh_until` on.
 
+mod refresh;
 mod single_flight;
-mod swr;
+
+pub use refresh::RefreshError;
 
 use std::any::type_name;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -509,9 +510,4 @@ where
         tracing::warn!(cache = %self.name, key, %error, "ignoring cache entry of another type");
         self.metrics.record_error(&self.name, "get", error.kind());
     }
-}
-
-/// Runs a blocking closure, turning a panic into `None`.
-fn run_catching<R>(f: impl FnOnce() -> R) -> Option<R> {
-    catch_unwind(AssertUnwindSafe(f)).ok()
 }

@@ -153,3 +153,72 @@ impl Calls {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Counts background refreshes and lets tests wait for the n-th one.
+#[derive(Debug, Default, Clone)]
+pub struct RefreshWatch(Arc<Watch>);
+
+#[derive(Debug, Default)]
+pub struct Watch {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+    event: event_listener::Event,
+}
+
+impl RefreshWatch {
+    pub fn ok(&self) -> usize {
+        self.0.ok.load(Ordering::SeqCst)
+    }
+    pub fn failed(&self) -> usize {
+        self.0.failed.load(Ordering::SeqCst)
+    }
+    fn total(&self) -> usize {
+        self.ok() + self.failed()
+    }
+    /// Waits until `n` refreshes (either outcome) have been recorded.
+    pub async fn until(&self, n: usize) {
+        let wait = async {
+            loop {
+                let listener = self.0.event.listen();
+                if self.total() >= n {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut wait = std::pin::pin!(wait);
+        std::future::poll_fn(|cx| {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 20 s for refresh #{n}, saw {}",
+                self.total()
+            );
+            let poll = wait.as_mut().poll(cx);
+            if poll.is_pending() {
+                // Re-check the deadline even if no event comes.
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(500));
+                    waker.wake();
+                });
+            }
+            poll
+        })
+        .await;
+    }
+    pub fn until_blocking(&self, n: usize) {
+        advanced_caching::crates::core::block_on(self.until(n));
+    }
+}
+
+impl MetricsCollector for RefreshWatch {
+    fn record_background_refresh(&self, _: &str, success: bool, _: Duration) {
+        if success {
+            self.0.ok.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.0.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        self.0.event.notify(usize::MAX);
+    }
+}

@@ -1,0 +1,148 @@
+//! Background refreshes: the stale-while-revalidate refresh of a stale
+//! entry, and the forced reload that `bg` loaders run on a schedule.
+//!
+//! A stale hit returns at once and starts at most one refresh per key:
+//! in-process through the entry's refresh claim and the single-flight map,
+//! across processes sharing the store through a `set_if_absent` lock entry
+//! under `"{key}:r"` (the Python package's lock key, so Rust and Python
+//! processes sharing a store also refresh once between them).
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::single_flight::Leader;
+use super::{CachePolicy, Loader};
+use crate::clock::ttl_duration;
+use crate::{CacheValue, Entry, Value};
+
+/// Why a background refresh did not store a value.
+#[derive(Debug)]
+pub enum RefreshError<E> {
+    /// The function returned an error.
+    Failed(E),
+    /// The function panicked.
+    Panicked,
+}
+
+impl<E: fmt::Debug> fmt::Display for RefreshError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(error) => write!(f, "the function failed: {error:?}"),
+            Self::Panicked => f.write_str("the function panicked"),
+        }
+    }
+}
+
+/// Polls `fut` to completion, turning a panic into `None`.
+async fn catching<F: Future>(fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll.map(Some),
+            Err(_) => std::task::Poll::Ready(None),
+        },
+    )
+    .await
+}
+
+impl<A, T, E> CachePolicy<A, T, E>
+where
+    A: Send + 'static,
+    T: CacheValue,
+    E: fmt::Debug + Send + 'static,
+{
+    /// Starts the refresh of `key` on the scheduler: a blocking job for a
+    /// sync function (never on the caller's thread), a task for an async one.
+    pub(super) fn spawn_refresh(self: &Arc<Self>, key: String, args: A) {
+        let this = Arc::clone(self);
+        let spawned = match &self.loader {
+            Loader::Sync(_) => self.scheduler.spawn_blocking(Box::new(move || {
+                pollster::block_on(this.refresh_stale(key, args))
+            })),
+            Loader::Async(_) => self
+                .scheduler
+                .spawn(Box::pin(async move { this.refresh_stale(key, args).await })),
+        };
+        if let Err(error) = spawned {
+            tracing::warn!(cache = %self.name, %error, "could not schedule a stale refresh");
+            self.metrics
+                .record_error(&self.name, "refresh", error.kind());
+        }
+    }
+
+    async fn refresh_stale(self: Arc<Self>, key: String, args: A) {
+        // A load of this key is already running: it will write a fresh entry.
+        let Some(leader) = self.flights.try_lead(&key) else {
+            return;
+        };
+        let now = self.clock.now();
+        let lock = Entry::new(Value::new(String::from("1")), now + self.refresh_hold, now);
+        let lock_key = format!("{key}:r");
+        match self
+            .store
+            .set_if_absent(&lock_key, lock, ttl_duration(self.refresh_hold))
+            .await
+        {
+            Ok(true) => {}
+            // Another process holds the lock and refreshes.
+            Ok(false) => return,
+            // The store is failing; refresh anyway, the caller's value is stale.
+            Err(error) => self.store_error("refresh_lock", &lock_key, &error),
+        }
+        if let Err(error) = self.reload_as(&key, args, leader).await {
+            tracing::warn!(cache = %self.name, key, %error,
+                "stale refresh failed; serving the stale value until its window ends");
+        }
+    }
+
+    /// Runs the function now and stores its value, whatever the state of the
+    /// entry: the periodic reload of `bg` loaders. Skipped (`Ok`) if a load of
+    /// the key is already running. Panics are caught and reported as errors.
+    pub async fn reload(&self, args: A) -> Result<(), RefreshError<E>> {
+        let key = self.key.key(&args);
+        match self.flights.try_lead(&key) {
+            Some(leader) => self.reload_as(&key, args, leader).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the function as the leader of `key`'s flight, stores the value,
+    /// and records the background refresh in metrics.
+    async fn reload_as(
+        &self,
+        key: &str,
+        args: A,
+        leader: Leader<'_, T>,
+    ) -> Result<(), RefreshError<E>> {
+        let started = Instant::now();
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let result = match &self.loader {
+            Loader::Sync(load) => catch_unwind(AssertUnwindSafe(|| load(args))).ok(),
+            Loader::Async(load) => catching(load(args)).await,
+        };
+        let outcome = match result {
+            Some(Ok(value)) => {
+                self.write(key, &value, epoch).await;
+                leader.succeed(value);
+                Ok(())
+            }
+            Some(Err(error)) => {
+                leader.fail();
+                self.metrics.record_error(&self.name, "refresh", "loader");
+                Err(RefreshError::Failed(error))
+            }
+            None => {
+                drop(leader);
+                self.metrics.record_error(&self.name, "refresh", "panic");
+                Err(RefreshError::Panicked)
+            }
+        };
+        self.metrics
+            .record_background_refresh(&self.name, outcome.is_ok(), started.elapsed());
+        outcome
+    }
+}
