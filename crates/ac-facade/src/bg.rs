@@ -615,6 +615,7 @@ impl<T: CacheValue, O: Outcome> AsyncBgLoader<T, O> {
 ///
 /// let rates = bg::write(60).key("rates").store(InMemCache::new()).wrap(|| 1.08f64)?;
 /// assert!(bg::write(60).key("rates").wrap(|| 0.0f64).is_err());
+/// assert_eq!(rates.get(), 1.08); // waits for the first load
 /// let reader = bg::read::<f64>("rates").build()?; // finds the writer's store
 /// assert_eq!(reader.get(), Some(1.08));
 /// # drop(rates);
