@@ -107,6 +107,9 @@ tuple_args!(6; A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_args!(7; A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 tuple_args!(8; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
+/// More placeholders than any [`KeyArgs`] implementation has arguments.
+const MAX_ARGS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(Box<str>),
@@ -173,12 +176,17 @@ impl KeyTemplate {
                         auto - 1
                     } else if name.bytes().all(|b| b.is_ascii_digit()) {
                         saw_index = true;
-                        name.parse::<usize>().map_err(|_| {
-                            Error::template(
-                                template,
-                                format!("placeholder {{{name}}} is too large"),
-                            )
-                        })?
+                        match name.parse::<usize>() {
+                            Ok(index) if index < MAX_ARGS => index,
+                            _ => {
+                                return Err(Error::template(
+                                    template,
+                                    format!(
+                                        "placeholder {{{name}}} is beyond any function's arguments"
+                                    ),
+                                ));
+                            }
+                        }
                     } else {
                         return Err(Error::template(
                             template,
@@ -446,6 +454,18 @@ mod tests {
         assert!(err("user:{}", 0).contains("beyond the function's 0 arguments"));
         assert!(template_spec::<()>("static").is_ok());
         assert!(template_spec::<()>("x:{}").is_err());
+    }
+
+    #[test]
+    fn huge_indexes_are_refused_not_wrapped() {
+        for template in [
+            "{18446744073709551615}",
+            "{99999999999999999999999}",
+            "{64}",
+        ] {
+            let msg = KeyTemplate::parse(template).unwrap_err().to_string();
+            assert!(msg.contains("beyond any function's arguments"), "{msg}");
+        }
     }
 
     #[test]

@@ -173,3 +173,41 @@ async fn a_cancelled_async_leader_hands_over_to_a_waiter() {
     assert_eq!(got, 2);
     assert_eq!(f.call(()).await, 2);
 }
+
+#[test]
+fn a_call_after_invalidate_does_not_get_the_value_of_a_load_begun_before() {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let calls = Calls::default();
+    let c = calls.clone();
+    let f = cache(60)
+        .key("inv")
+        .wrap(move |()| {
+            let n = c.bump();
+            if n == 1 {
+                started_tx.send(()).unwrap();
+                release_rx.lock().unwrap().recv().unwrap();
+            }
+            n
+        })
+        .unwrap();
+    let old = thread::spawn({
+        let f = f.clone();
+        move || f.call(())
+    });
+    started.recv().unwrap(); // the first load is running
+    f.invalidate(()).unwrap();
+    assert_eq!(
+        f.call(()),
+        2,
+        "a new load, not the one begun before invalidate"
+    );
+    release.send(()).unwrap();
+    assert_eq!(old.join().unwrap(), 1, "the old caller gets its own value");
+    assert_eq!(
+        f.call(()),
+        2,
+        "and the old value was not stored over the new one"
+    );
+}

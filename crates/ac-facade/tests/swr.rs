@@ -215,3 +215,45 @@ async fn async_swr_refreshes_on_the_runtime() {
     }
     assert_eq!(calls.get(), 2);
 }
+
+#[test]
+fn a_refresh_lock_is_never_served_as_a_value() {
+    // The lock of key "42" lives under "42:r", a key callers can also ask
+    // for: they must get their function's value, not the lock.
+    let fx = Fixture::new();
+    let f = cache(60)
+        .stale(30)
+        .key("{}")
+        .clock(fx.clock.clone())
+        .scheduler(fx.scheduler.clone())
+        .wrap(|id: String| format!("value of {id}"))
+        .unwrap();
+    f.call("42".into());
+    fx.clock.advance(70.0);
+    f.call("42".into()); // stale: takes the lock "42:r"
+    fx.scheduler.shutdown();
+    assert_eq!(f.call("42:r".into()), "value of 42:r");
+}
+
+#[test]
+fn a_successful_refresh_releases_the_lock_for_the_next_window() {
+    let store: Arc<dyn Store> = Arc::new(MapStore::default());
+    let fx = Fixture::new();
+    let calls = fx.calls.clone();
+    let f = cache(60)
+        .stale(30)
+        .key("k")
+        .store(store.clone())
+        .clock(fx.clock.clone())
+        .scheduler(fx.scheduler.clone())
+        .wrap(move |()| calls.bump())
+        .unwrap();
+    assert_eq!(f.call(()), 1);
+    fx.clock.advance(70.0);
+    assert_eq!(f.call(()), 1);
+    fx.scheduler.shutdown();
+    fx.clock.advance(70.0); // the refreshed entry is stale in turn
+    assert_eq!(f.call(()), 2);
+    fx.scheduler.shutdown();
+    assert_eq!(fx.calls.get(), 3, "second window refreshed too");
+}

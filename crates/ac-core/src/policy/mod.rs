@@ -13,20 +13,22 @@
 //! (both ends of the stale window included); dead after. With `stale == 0`
 //! an entry is dead from `fresh_until` on.
 
+mod generation;
 mod refresh;
 mod single_flight;
 
 pub use refresh::RefreshError;
 
 use std::any::type_name;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use generation::Generations;
 use single_flight::{Join, Outcome, SingleFlight};
 
 use crate::clock::{check_seconds, ttl_duration};
@@ -34,6 +36,15 @@ use crate::{
     BoxFuture, CacheValue, Clock, ClockReader, Entry, Error, KeySpec, Local, MetricsCollector,
     Scheduler, Store, TypedDecoder, Value,
 };
+
+/// Added to the keep-time a policy asks of the store (see `write`).
+const KEEP_MARGIN: Duration = Duration::from_millis(1);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections are single map operations: a panic cannot leave
+    // the map half-updated, so poisoning carries no information.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The function a policy caches: sync (run on the caller's thread) or async.
 pub enum Loader<A, T, E> {
@@ -81,9 +92,10 @@ pub struct CachePolicy<A, T, E> {
     name: Box<str>,
     ttl: f64,
     stale: f64,
-    /// How long a stale refresh claim blocks another attempt: long enough to
-    /// cover the stale window, short enough to be gone when the refreshed
-    /// entry goes stale again.
+    /// How long a stale refresh claim (in-process, and the store lock)
+    /// blocks another attempt: the stale window. A successful refresh
+    /// releases the store lock; a failed one keeps serving stale until the
+    /// window ends instead of retrying on every hit.
     refresh_hold: f64,
     key: KeySpec<A>,
     store: Arc<dyn Store>,
@@ -95,7 +107,14 @@ pub struct CachePolicy<A, T, E> {
     flights: SingleFlight<T>,
     /// Bumped by `invalidate`/`clear`; a load that started before does not
     /// write its (possibly outdated) value.
-    epoch: AtomicU64,
+    generations: Generations,
+    /// Bumped after each successful write: a remote-store leader re-reads
+    /// the key only if a write happened since its caller's lookup.
+    writes: Generations,
+    /// Refresh claims for entries read from a remote store, which arrive as
+    /// fresh copies and cannot carry the in-entry claim: key -> earliest
+    /// next attempt. Only keys seen stale are here; a write removes its key.
+    remote_claims: Mutex<HashMap<String, f64, foldhash::fast::RandomState>>,
 }
 
 impl<A, T, E> fmt::Debug for CachePolicy<A, T, E> {
@@ -223,7 +242,7 @@ where
             name: config.name.into(),
             ttl,
             stale,
-            refresh_hold: ttl.min(stale),
+            refresh_hold: stale,
             key: config.key,
             store: config.store,
             clock: ClockReader::new(config.clock),
@@ -232,7 +251,9 @@ where
             scheduler: config.scheduler,
             loader,
             flights: SingleFlight::new(),
-            epoch: AtomicU64::new(0),
+            generations: Generations::new(),
+            writes: Generations::new(),
+            remote_claims: Mutex::default(),
         })
     }
 
@@ -316,9 +337,9 @@ where
     #[inline]
     fn lookup_local(&self, key: &str, now: f64) -> Found<T> {
         let mut found = Found::Nothing;
-        let local = self
-            .store
-            .get_local(key, &mut |entry| found = self.classify(entry, now));
+        let local = self.store.get_local(key, &mut |entry| {
+            found = self.classify(key, entry, now, true)
+        });
         match local {
             Local::Found => found,
             Local::Missing => Found::Nothing,
@@ -327,14 +348,19 @@ where
     }
 
     #[inline]
-    fn classify(&self, entry: &Entry, now: f64) -> Found<T> {
+    fn classify(&self, key: &str, entry: &Entry, now: f64, local: bool) -> Found<T> {
         let Some(value) = entry.value.downcast_ref::<T>() else {
             return Found::Foreign(entry.value.type_name());
         };
         if now < entry.fresh_until {
             Found::Fresh(value.clone())
         } else if self.stale > 0.0 && now <= entry.fresh_until + self.stale {
-            Found::Stale(value.clone(), entry.claim_refresh(now, self.refresh_hold))
+            let claimed = if local {
+                entry.claim_refresh(now, self.refresh_hold)
+            } else {
+                self.claim_remote(key, now)
+            };
+            Found::Stale(value.clone(), claimed)
         } else {
             Found::Nothing
         }
@@ -342,6 +368,7 @@ where
 
     /// The slow path: ask a remote store, then load under single flight.
     async fn resolve(self: &Arc<Self>, key: String, args: A, remote: bool) -> Result<T, E> {
+        let writes_seen = self.writes.of(&key);
         if remote {
             match self.lookup_remote(&key).await {
                 Found::Fresh(value) => {
@@ -362,7 +389,15 @@ where
         if self.metrics_on {
             self.metrics.record_miss(&self.name, &key);
         }
-        self.load(key, args, remote).await
+        self.load(key, args, remote.then_some(writes_seen)).await
+    }
+
+    /// Looks `key` up through the fast path if the store has one.
+    async fn lookup(&self, key: &str) -> Found<T> {
+        match self.lookup_local(key, self.clock.now()) {
+            Found::Remote => self.lookup_remote(key).await,
+            found => found,
+        }
     }
 
     async fn lookup_remote(&self, key: &str) -> Found<T> {
@@ -374,7 +409,7 @@ where
                 .record_latency(&self.name, "get", started.elapsed());
         }
         match result {
-            Ok(Some(entry)) => self.classify(&entry, self.clock.now()),
+            Ok(Some(entry)) => self.classify(key, &entry, self.clock.now(), false),
             Ok(None) => Found::Nothing,
             Err(error) => {
                 self.store_error("get", key, &error);
@@ -384,19 +419,31 @@ where
     }
 
     /// Loads `key` under single flight: one caller runs the function, the
-    /// others wait for its value.
-    async fn load(self: &Arc<Self>, key: String, args: A, remote: bool) -> Result<T, E> {
+    /// others wait for its value. `remote_writes_seen` is, for a remote
+    /// store, the write generation of `key` before the caller's lookup.
+    async fn load(
+        self: &Arc<Self>,
+        key: String,
+        args: A,
+        remote_writes_seen: Option<u64>,
+    ) -> Result<T, E> {
         loop {
             match self.flights.join(&key) {
                 Join::Leader(leader) => {
-                    // A flight may have ended between our lookup and joining.
-                    if !remote {
-                        if let Found::Fresh(value) = self.lookup_local(&key, self.clock.now()) {
-                            leader.succeed(value.clone());
-                            return Ok(value);
+                    // A flight may have ended between our lookup and joining:
+                    // re-read (for a remote store, only if it wrote).
+                    let recheck = match remote_writes_seen {
+                        None => self.lookup_local(&key, self.clock.now()),
+                        Some(seen) if self.writes.of(&key) != seen => {
+                            self.lookup_remote(&key).await
                         }
+                        Some(_) => Found::Nothing,
+                    };
+                    if let Found::Fresh(value) = recheck {
+                        leader.succeed(value.clone());
+                        return Ok(value);
                     }
-                    let epoch = self.epoch.load(Ordering::Acquire);
+                    let epoch = self.generations.of(&key);
                     return match self.run_loader(args).await {
                         Ok(value) => {
                             self.write(&key, &value, epoch).await;
@@ -412,7 +459,7 @@ where
                 Join::Waiter(waiter) => match waiter.wait().await {
                     Outcome::Value(value) => return Ok(value),
                     Outcome::Failed => {
-                        let epoch = self.epoch.load(Ordering::Acquire);
+                        let epoch = self.generations.of(&key);
                         let value = self.run_loader(args).await?;
                         self.write(&key, &value, epoch).await;
                         return Ok(value);
@@ -437,35 +484,69 @@ where
         result
     }
 
-    /// Stores a freshly loaded value, unless an invalidation happened since
-    /// the load began. Store errors are counted and logged, not returned.
-    async fn write(&self, key: &str, value: &T, epoch: u64) {
-        if self.epoch.load(Ordering::Acquire) != epoch {
+    /// Stores a freshly loaded value, unless `key` was invalidated since the
+    /// load began (`generation`). Store errors are counted and logged.
+    async fn write(&self, key: &str, value: &T, generation: u64) {
+        if self.generations.of(key) != generation {
             return;
         }
         let now = self.clock.now();
         let entry = Entry::new(Value::new(value.clone()), now + self.ttl, now);
-        match self
-            .store
-            .set(key, entry, ttl_duration(self.ttl + self.stale))
-            .await
-        {
-            Ok(()) if self.metrics_on => {
-                self.metrics.record_set(&self.name, key, None);
-                if let Some(usage) = self.store.usage() {
-                    self.metrics
-                        .record_memory_usage(&self.name, usage.bytes, usage.entries);
-                }
+        // The store measures from its own reading of the clock in its own
+        // float arithmetic; a millisecond more keeps it from dropping the
+        // entry an ulp before the inclusive end of the stale window.
+        let keep = ttl_duration(self.ttl + self.stale).map(|keep| keep + KEEP_MARGIN);
+        if let Err(error) = self.store.set(key, entry, keep).await {
+            self.store_error("set", key, &error);
+            return;
+        }
+        if self.generations.of(key) != generation {
+            // An invalidation raced the write: it wins.
+            if let Err(error) = self.store.delete(key).await {
+                self.store_error("delete", key, &error);
             }
-            Ok(()) => {}
-            Err(error) => self.store_error("set", key, &error),
+            return;
+        }
+        self.writes.bump(key);
+        self.forget_remote_claim(key);
+        if self.metrics_on {
+            self.metrics.record_set(&self.name, key, None);
+            if let Some(usage) = self.store.usage() {
+                self.metrics
+                    .record_memory_usage(&self.name, usage.bytes, usage.entries);
+            }
         }
     }
 
-    /// Deletes the entry for `args`.
+    /// Claims the refresh of a stale entry read from a remote store.
+    fn claim_remote(&self, key: &str, now: f64) -> bool {
+        let mut claims = lock(&self.remote_claims);
+        match claims.get_mut(key) {
+            Some(next) if now < *next => false,
+            Some(next) => {
+                *next = now + self.refresh_hold;
+                true
+            }
+            None => {
+                claims.insert(key.to_owned(), now + self.refresh_hold);
+                true
+            }
+        }
+    }
+
+    fn forget_remote_claim(&self, key: &str) {
+        let mut claims = lock(&self.remote_claims);
+        if !claims.is_empty() {
+            claims.remove(key);
+        }
+    }
+
+    /// Deletes the entry for `args`. A load of it already under way keeps
+    /// its value to itself: later calls load afresh.
     pub async fn invalidate(&self, args: &A) -> Result<(), Error> {
         let key = self.key.key(args);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.generations.bump(&key);
+        self.flights.detach(&key);
         let result = self.store.delete(&key).await;
         match &result {
             Ok(()) if self.metrics_on => self.metrics.record_delete(&self.name, &key),
@@ -477,7 +558,8 @@ where
 
     /// Clears the whole store.
     pub async fn clear(&self) -> Result<(), Error> {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.generations.bump_all();
+        self.flights.detach_all();
         let result = self.store.clear().await;
         if let Err(error) = &result {
             self.store_error("clear", "*", error);

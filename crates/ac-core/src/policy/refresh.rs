@@ -14,10 +14,30 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use super::single_flight::Leader;
-use super::{CachePolicy, Loader};
+use super::{CachePolicy, Found, Loader};
 use crate::clock::ttl_duration;
 use crate::{CacheValue, Entry, Value};
+
+/// The value of a stale-refresh lock entry: a type of its own, so no cached
+/// function can mistake a lock for its value. Encoded as the string `"1"`,
+/// as the Python package writes its locks.
+#[derive(Debug, Clone, Copy)]
+struct RefreshLock;
+
+impl Serialize for RefreshLock {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("1")
+    }
+}
+
+impl<'de> Deserialize<'de> for RefreshLock {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self)
+    }
+}
 
 /// Why a background refresh did not store a value.
 #[derive(Debug)]
@@ -80,7 +100,7 @@ where
             return;
         };
         let now = self.clock.now();
-        let lock = Entry::new(Value::new(String::from("1")), now + self.refresh_hold, now);
+        let lock = Entry::new(Value::new(RefreshLock), now + self.refresh_hold, now);
         let lock_key = format!("{key}:r");
         match self
             .store
@@ -93,9 +113,24 @@ where
             // The store is failing; refresh anyway, the caller's value is stale.
             Err(error) => self.store_error("refresh_lock", &lock_key, &error),
         }
-        if let Err(error) = self.reload_as(&key, args, leader).await {
-            tracing::warn!(cache = %self.name, key, %error,
-                "stale refresh failed; serving the stale value until its window ends");
+        // Someone may have refreshed between our stale read and the lock
+        // (and released theirs): then there is nothing to do.
+        if let Found::Fresh(_) = self.lookup(&key).await {
+            if let Err(error) = self.store.delete(&lock_key).await {
+                self.store_error("refresh_unlock", &lock_key, &error);
+            }
+            return;
+        }
+        match self.reload_as(&key, args, leader).await {
+            // Free the lock for the next stale window; a failure keeps it
+            // (and the stale value) until this window ends.
+            Ok(()) => {
+                if let Err(error) = self.store.delete(&lock_key).await {
+                    self.store_error("refresh_unlock", &lock_key, &error);
+                }
+            }
+            Err(error) => tracing::warn!(cache = %self.name, key, %error,
+                "stale refresh failed; serving the stale value until its window ends"),
         }
     }
 
@@ -119,7 +154,7 @@ where
         leader: Leader<'_, T>,
     ) -> Result<(), RefreshError<E>> {
         let started = Instant::now();
-        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let epoch = self.generations.of(key);
         let result = match &self.loader {
             Loader::Sync(load) => catch_unwind(AssertUnwindSafe(|| load(args))).ok(),
             Loader::Async(load) => catching(load(args)).await,

@@ -64,6 +64,17 @@ impl<T: Clone> SingleFlight<T> {
         Join::Leader(self.start(&mut flights, key))
     }
 
+    /// Forgets the flight for `key`, if any: callers from now on start a new
+    /// one instead of joining a load that began before an invalidation.
+    pub(crate) fn detach(&self, key: &str) {
+        lock(&self.flights).remove(key);
+    }
+
+    /// Forgets every flight (see [`SingleFlight::detach`]).
+    pub(crate) fn detach_all(&self) {
+        lock(&self.flights).clear();
+    }
+
     /// Leads the flight for `key` unless one is under way.
     pub(crate) fn try_lead(&self, key: &str) -> Option<Leader<'_, T>> {
         let mut flights = lock(&self.flights);
@@ -113,7 +124,8 @@ impl<T> Leader<'_, T> {
 
     fn end(&mut self, state: State<T>) {
         self.ended = true;
-        *lock(&self.flight.state) = state;
+        // Leave the map first: a caller arriving now starts a new flight
+        // (and finds the stored value) instead of joining a finished one.
         {
             let mut flights = lock(&self.owner.flights);
             if flights
@@ -123,6 +135,7 @@ impl<T> Leader<'_, T> {
                 flights.remove(&self.key);
             }
         }
+        *lock(&self.flight.state) = state;
         self.flight.finished.notify(usize::MAX);
     }
 }
