@@ -19,9 +19,12 @@ const IDLE_EXIT: Duration = Duration::from_secs(30);
 
 struct State {
     jobs: VecDeque<BlockingJob>,
+    /// Workers waiting for a job.
     idle: usize,
+    /// Live workers; a worker removes itself before it exits.
     workers: Vec<(ThreadId, JoinHandle<()>)>,
-    draining: bool,
+    /// Shutdowns in progress: workers exit once the queue is empty.
+    draining: usize,
 }
 
 struct Pool {
@@ -80,7 +83,7 @@ impl ThreadScheduler {
                     jobs: VecDeque::new(),
                     idle: 0,
                     workers: Vec::new(),
-                    draining: false,
+                    draining: 0,
                 }),
                 work: Condvar::new(),
             }),
@@ -96,9 +99,7 @@ impl ThreadScheduler {
 
     /// Number of live worker threads.
     pub fn threads(&self) -> usize {
-        let mut state = lock(&self.pool);
-        state.workers.retain(|(_, handle)| !handle.is_finished());
-        state.workers.len()
+        lock(&self.pool).workers.len()
     }
 
     /// Runs every queued job, then stops and joins all worker threads. The
@@ -107,7 +108,7 @@ impl ThreadScheduler {
     pub fn shutdown(&self) {
         let workers = {
             let mut state = lock(&self.pool);
-            state.draining = true;
+            state.draining += 1;
             std::mem::take(&mut state.workers)
         };
         self.pool.work.notify_all();
@@ -117,19 +118,15 @@ impl ThreadScheduler {
                 tracing::error!(pool = %self.pool.name, "worker thread panicked");
             }
         }
-        lock(&self.pool).draining = false;
+        lock(&self.pool).draining -= 1;
     }
 
     fn submit(&self, job: BlockingJob) -> Result<(), Error> {
         let mut state = lock(&self.pool);
         state.jobs.push_back(job);
-        if state.idle > 0 {
-            drop(state);
-            self.pool.work.notify_one();
-            return Ok(());
-        }
-        state.workers.retain(|(_, handle)| !handle.is_finished());
-        if state.workers.len() < self.pool.max_threads {
+        // Start a thread when the queue outgrows the idle workers, so a burst
+        // of jobs runs in parallel rather than behind one slow job.
+        if state.jobs.len() > state.idle && state.workers.len() < self.pool.max_threads {
             let pool = Arc::clone(&self.pool);
             let spawned = thread::Builder::new()
                 .name(self.pool.name.clone())
@@ -150,11 +147,14 @@ impl ThreadScheduler {
                 Err(_) => {}
             }
         }
+        drop(state);
+        self.pool.work.notify_one();
         Ok(())
     }
 }
 
 fn work(pool: &Pool) {
+    let me = thread::current().id();
     let mut state = lock(pool);
     loop {
         if let Some(job) = state.jobs.pop_front() {
@@ -165,8 +165,8 @@ fn work(pool: &Pool) {
             state = lock(pool);
             continue;
         }
-        if state.draining {
-            return;
+        if state.draining > 0 {
+            break;
         }
         state.idle += 1;
         let (next, timeout) = pool
@@ -176,9 +176,12 @@ fn work(pool: &Pool) {
         state = next;
         state.idle -= 1;
         if timeout.timed_out() && state.jobs.is_empty() {
-            return;
+            break;
         }
     }
+    // Leave the live set under the lock, so submit never counts a worker
+    // that will not take its job.
+    state.workers.retain(|(id, _)| *id != me);
 }
 
 impl Scheduler for ThreadScheduler {
@@ -264,6 +267,29 @@ mod tests {
         pool.spawn_blocking(Box::new(move || tx.send(99).unwrap()))
             .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 99);
+    }
+
+    #[test]
+    fn a_burst_of_jobs_runs_in_parallel_behind_a_slow_one() {
+        let pool = ThreadScheduler::new("test-pool", 3).unwrap();
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        // The first job blocks until the others have all run.
+        pool.spawn_blocking(Box::new(move || wait.lock().unwrap().recv().unwrap()))
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..5 {
+            let tx = tx.clone();
+            pool.spawn_blocking(Box::new(move || tx.send(i).unwrap()))
+                .unwrap();
+        }
+        let mut done: Vec<i32> = (0..5)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        done.sort_unstable();
+        assert_eq!(done, vec![0, 1, 2, 3, 4]);
+        release.send(()).unwrap();
+        pool.shutdown();
     }
 
     #[test]

@@ -6,11 +6,11 @@ use tokio::runtime::Handle;
 
 use crate::ThreadScheduler;
 
-/// Spawns async work on a tokio runtime: the one given to
-/// [`TokioScheduler::with_handle`], else the runtime the caller runs in.
-/// Outside any runtime, async work runs on [`ThreadScheduler::global`]
-/// (fine for runtime-agnostic futures). Blocking jobs always go to
-/// [`ThreadScheduler::global`].
+/// Spawns work on a tokio runtime: the one given to
+/// [`TokioScheduler::with_handle`], else the runtime the caller runs in
+/// (blocking jobs on its blocking pool, where tokio I/O still works).
+/// Outside any runtime, work runs on [`ThreadScheduler::global`] (fine for
+/// runtime-agnostic futures).
 #[derive(Debug, Clone, Default)]
 pub struct TokioScheduler {
     handle: Option<Handle>,
@@ -20,6 +20,10 @@ impl TokioScheduler {
     /// Spawns on the caller's current runtime.
     pub fn new() -> Self {
         Self { handle: None }
+    }
+
+    fn runtime(&self) -> Option<Handle> {
+        self.handle.clone().or_else(|| Handle::try_current().ok())
     }
 
     /// Spawns on the runtime behind `handle`.
@@ -32,7 +36,7 @@ impl TokioScheduler {
 
 impl Scheduler for TokioScheduler {
     fn spawn(&self, task: BoxFuture<'static, ()>) -> Result<(), Error> {
-        match self.handle.clone().or_else(|| Handle::try_current().ok()) {
+        match self.runtime() {
             Some(handle) => {
                 drop(handle.spawn(task));
                 Ok(())
@@ -42,13 +46,18 @@ impl Scheduler for TokioScheduler {
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> Result<(), Error> {
-        ThreadScheduler::global().spawn_blocking(job)
+        match self.runtime() {
+            Some(handle) => {
+                drop(handle.spawn_blocking(job));
+                Ok(())
+            }
+            None => ThreadScheduler::global().spawn_blocking(job),
+        }
     }
 
     /// Async jobs run as a task on the runtime, blocking ones on a thread.
     fn every(&self, every: Every) -> Result<JobHandle, Error> {
-        let handle = self.handle.clone().or_else(|| Handle::try_current().ok());
-        match (handle, &every.task) {
+        match (self.runtime(), &every.task) {
             (Some(handle), Task::Async(_)) => {
                 let (job, control) = JobHandle::new();
                 drop(handle.spawn(run_every(every, control, tokio::time::sleep)));

@@ -42,6 +42,8 @@ const SWEEP_MIN_WRITES: usize = 1024;
 #[derive(Clone)]
 struct Record {
     entry: Entry,
+    /// Unique per record, so maintenance removes exactly what it examined.
+    version: u64,
     /// Unix seconds after which the entry is gone (inclusive bound).
     expires_at: f64,
     bytes: u64,
@@ -240,8 +242,10 @@ impl InMemCache {
             Some(weigher) => weigher(key, &entry),
             None => bytes,
         };
+        static VERSIONS: AtomicU64 = AtomicU64::new(0);
         Record {
             entry,
+            version: VERSIONS.fetch_add(1, Ordering::Relaxed),
             expires_at,
             bytes,
             weight,
@@ -256,7 +260,7 @@ impl InMemCache {
     }
 
     fn removed(&self, record: &Record) {
-        // Saturating: concurrent clears make the running totals approximate.
+        // Saturating: a concurrent clear resets the totals under our feet.
         let _ = self
             .inner
             .bytes
@@ -306,55 +310,69 @@ impl InMemCache {
         }
     }
 
-    /// Removes expired entries and recomputes the totals exactly.
+    /// Removes expired entries.
     fn sweep_locked(&self) -> usize {
         self.inner.writes_since_sweep.store(0, Ordering::Relaxed);
         let now = self.inner.clock.now();
-        let (mut removed, mut kept, mut bytes, mut weight) = (0, 0, 0, 0);
-        self.inner.map.pin().retain(|_, record| {
-            if record.live(now) {
-                kept += 1;
-                bytes += record.bytes;
-                weight += record.weight;
-                true
-            } else {
-                removed += 1;
-                false
-            }
-        });
-        self.inner.bytes.store(bytes, Ordering::Relaxed);
-        self.inner.weight.store(weight, Ordering::Relaxed);
+        let map = self.inner.map.pin();
+        let expired: Vec<(Box<str>, u64)> = map
+            .iter()
+            .filter(|(_, record)| !record.live(now))
+            .map(|(key, record)| (key.clone(), record.version))
+            .collect();
+        let removed = expired
+            .iter()
+            .filter(|(key, version)| self.remove_version(&map, key, *version))
+            .count();
         self.inner
             .sweep_after
-            .store(kept.max(SWEEP_MIN_WRITES), Ordering::Relaxed);
+            .store(map.len().max(SWEEP_MIN_WRITES), Ordering::Relaxed);
         removed
+    }
+
+    /// Removes `key` if it still holds the record `version` (a concurrent
+    /// rewrite survives), keeping the totals exact.
+    fn remove_version<G: papaya::Guard>(
+        &self,
+        map: &papaya::HashMapRef<'_, Box<str>, Record, foldhash::fast::RandomState, G>,
+        key: &str,
+        version: u64,
+    ) -> bool {
+        match map.remove_if(key, |_, record| record.version == version) {
+            Ok(Some((_, old))) => {
+                self.removed(old);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Evicts the entries closest to expiry until at 15/16 of the bounds.
     fn evict_locked(&self) {
         let map = self.inner.map.pin();
-        let mut candidates: Vec<(f64, f64, Box<str>, u64)> = map
+        let mut candidates: Vec<(f64, f64, Box<str>, u64, u64)> = map
             .iter()
-            .map(|(key, r)| (r.expires_at, r.entry.created_at, key.clone(), r.weight))
+            .map(|(key, r)| {
+                let rank = (r.expires_at, r.entry.created_at);
+                (rank.0, rank.1, key.clone(), r.version, r.weight)
+            })
             .collect();
         candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let entry_target = self.inner.max_entries.map(|max| max - max / 16);
         let weight_target = self.inner.max_weight.map(|max| max - max / 16);
         let mut count = candidates.len();
-        let mut weight: u64 = candidates.iter().map(|c| c.3).sum();
-        for (expires_at, _, key, _) in candidates {
+        let mut weight = candidates
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.4));
+        for (_, _, key, version, record_weight) in candidates {
             let entries_ok = entry_target.is_none_or(|t| count <= t);
             let weight_ok = weight_target.is_none_or(|t| weight <= t);
             if entries_ok && weight_ok {
                 break;
             }
-            // Only the candidate we ranked: a concurrent rewrite survives.
-            if let Ok(Some((_, old))) =
-                map.remove_if(&*key, |_, record| record.expires_at == expires_at)
-            {
+            if self.remove_version(&map, &key, version) {
                 count -= 1;
-                weight = weight.saturating_sub(old.weight);
-                self.removed(old);
+                weight = weight.saturating_sub(record_weight);
             }
         }
     }

@@ -223,3 +223,51 @@ fn bad_bounds_are_refused_with_a_clear_message() {
     let e = InMemCache::builder().weigher(|_, _| 1).build().unwrap_err();
     assert!(e.to_string().contains("without max_weight"), "{e}");
 }
+
+#[test]
+fn totals_stay_exact_under_concurrent_writes_deletes_and_eviction() {
+    let clock = ManualClock::new(T0);
+    let cache = InMemCache::builder()
+        .max_entries(300)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    thread::scope(|s| {
+        for t in 0..4u64 {
+            let (cache, clock) = (&cache, &clock);
+            s.spawn(move || {
+                for i in 0..5_000u64 {
+                    let key = format!("k{}", (i * 7 + t) % 700);
+                    match i % 5 {
+                        0 => block_on(cache.delete(&key)).unwrap(),
+                        1 => {
+                            block_on(cache.set_if_absent(&key, entry(i), secs(1 + i % 50)))
+                                .unwrap();
+                        }
+                        _ => block_on(cache.set(
+                            &key,
+                            entry("x".repeat((i % 40) as usize)),
+                            secs(1 + i % 50),
+                        ))
+                        .unwrap(),
+                    }
+                    if i % 1000 == 0 {
+                        clock.advance(5.0);
+                    }
+                }
+            });
+        }
+    });
+    // Writers that found maintenance busy skipped it; the next write evicts.
+    block_on(cache.set("last", entry(0u8), secs(100))).unwrap();
+    cache.sweep();
+    let map = cache.inner.map.pin();
+    let bytes: u64 = map.iter().map(|(_, r)| r.bytes).sum();
+    assert_eq!(cache.usage().unwrap().bytes, bytes, "running total drifted");
+    assert_eq!(cache.inner.weight.load(Ordering::Relaxed), bytes);
+    assert!(
+        map.len() <= 300 + 4,
+        "bound held within the writes in flight: {}",
+        map.len()
+    );
+}
