@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use advanced_caching::{InMemCache, ManualClock, Store, cache};
+use advanced_caching::{InMemCache, ManualClock, Store, bg, cache};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const ENTRIES: u64 = 10_000;
@@ -141,5 +141,23 @@ fn hits(c: &mut Criterion) {
     c.bench_function("miss/sync_ttl0", |b| b.iter(|| ttl0.call(())));
 }
 
-criterion_group!(benches, floor, store, hits);
+fn background(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hit");
+    let loader = bg(3600).key("bench:bg").wrap(value).unwrap();
+    loader.get();
+    group.bench_function("bg_call", |b| b.iter(|| loader.get()));
+
+    let writer = bg::write(3600)
+        .key("bench:rates")
+        .store(InMemCache::new())
+        .wrap(value)
+        .unwrap();
+    writer.get();
+    let reader = bg::read::<Arc<String>>("bench:rates").build().unwrap();
+    assert!(reader.get().is_some());
+    group.bench_function("bg_read_local", |b| b.iter(|| reader.get()));
+    group.finish();
+}
+
+criterion_group!(benches, floor, store, hits, background);
 criterion_main!(benches);

@@ -392,6 +392,11 @@ where
     ///
     /// Store errors never fail the call: they are logged and counted, and
     /// the function's value is returned.
+    ///
+    /// A miss blocks the calling thread (it runs a blocking function). With
+    /// a store whose I/O needs the caller's async runtime, do not call it
+    /// from a current-thread runtime; use an async function and
+    /// [`AsyncCached`] there.
     #[inline]
     pub fn call(&self, args: A) -> O::Output<T> {
         O::output(self.policy.call_blocking(args))
