@@ -293,6 +293,45 @@ mod tests {
     }
 
     #[test]
+    fn dropping_a_job_handle_ends_the_job_and_its_thread() {
+        use ac_core::scheduler::Task;
+        use std::sync::Arc;
+
+        /// Reports when the job's task is dropped, i.e. the job has ended.
+        struct Ended(mpsc::Sender<()>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+
+        let clock = crate::ManualClock::new(0.0);
+        let (ticked, ticks) = mpsc::channel();
+        let (ended, end) = mpsc::channel();
+        let guard = Ended(ended);
+        let ticked = Mutex::new(ticked);
+        let task = Task::Blocking(Arc::new(move || {
+            let _keep = &guard;
+            ticked.lock().unwrap().send(()).unwrap();
+        }));
+        let pool = ThreadScheduler::new("drop-test", 1).unwrap();
+        let handle = pool
+            .every(Every {
+                interval: 10.0,
+                start: 0.0,
+                clock: Arc::new(clock.clone()),
+                task,
+            })
+            .unwrap();
+        ticks.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(handle);
+        end.recv_timeout(Duration::from_secs(10))
+            .expect("the job ended after its handle was dropped");
+        clock.advance(100.0);
+        assert!(ticks.try_recv().is_err(), "no tick after the drop");
+    }
+
+    #[test]
     fn zero_threads_is_refused() {
         let err = ThreadScheduler::new("x", 0).unwrap_err();
         assert!(err.to_string().contains("at least one thread"));
