@@ -11,15 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use ac_core::clock::{check_seconds, ttl_duration};
 use ac_core::scheduler::{Every, JobHandle, Task};
 use ac_core::{
-    CachePolicy, CacheValue, Clock, Entry, Error, IntoSeconds, IntoStore, KeySpec, KeyTemplate,
-    Loader, MetricsCollector, NullMetrics, PolicyConfig, RefreshError, Scheduler, Store,
-    TypedDecoder,
+    CachePolicy, CacheValue, Entry, Error, IntoSeconds, KeySpec, KeyTemplate, Loader,
+    MetricsCollector, PolicyConfig, RefreshError, Store, TypedDecoder,
 };
-use ac_sched::CoarseClock;
 use ac_store_mem::InMemCache;
 use event_listener::{Event, Listener};
 
-use crate::cache::default_scheduler;
+use crate::options::{Options, option_setters};
 use crate::outcome::{Fallible, Outcome, Plain};
 
 /// A failed background refresh, as given to `on_error`.
@@ -164,13 +162,9 @@ pub fn bg(interval: impl IntoSeconds) -> BgBuilder {
         interval: interval.into_seconds(),
         key: None,
         ttl: None,
-        name: None,
-        store: None,
-        metrics: None,
+        options: Options::default(),
         on_error: None,
         run_immediately: true,
-        clock: None,
-        scheduler: None,
         writer: false,
     }
 }
@@ -182,13 +176,9 @@ pub struct BgBuilder {
     interval: f64,
     key: Option<String>,
     ttl: Option<f64>,
-    name: Option<String>,
-    store: Option<Arc<dyn Store>>,
-    metrics: Option<Arc<dyn MetricsCollector>>,
+    options: Options,
     on_error: Option<OnError>,
     run_immediately: bool,
-    clock: Option<Arc<dyn Clock>>,
-    scheduler: Option<Arc<dyn Scheduler>>,
     writer: bool,
 }
 
@@ -227,18 +217,7 @@ impl BgBuilder {
         self
     }
 
-    /// The store (default: a new [`InMemCache`]). For `bg::write`, the store
-    /// readers in other processes read, e.g. Redis.
-    pub fn store(mut self, store: impl IntoStore) -> Self {
-        self.store = Some(store.into_store());
-        self
-    }
-
-    /// Where refreshes and their failures are reported.
-    pub fn metrics(mut self, metrics: impl MetricsCollector) -> Self {
-        self.metrics = Some(Arc::new(metrics));
-        self
-    }
+    option_setters!(store, metrics, clock, scheduler, name);
 
     /// Called when a refresh fails (the last good value stays); a panic in
     /// it is caught. Without it, failures are logged with `tracing`.
@@ -251,26 +230,6 @@ impl BgBuilder {
     /// interval; in the latter case the first call loads inline.
     pub fn run_immediately(mut self, run_immediately: bool) -> Self {
         self.run_immediately = run_immediately;
-        self
-    }
-
-    /// The clock that schedules refreshes and stamps entries (tests pass a
-    /// [`ManualClock`](crate::ManualClock) and move it).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Where the periodic job runs (default: a thread for a sync function,
-    /// the async runtime for an async one).
-    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
-        self.scheduler = Some(Arc::new(scheduler));
-        self
-    }
-
-    /// The name in metrics and logs (default: the key).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
         self
     }
 
@@ -362,17 +321,10 @@ impl BgBuilder {
             None => interval * 2.0,
         };
         let is_async = matches!(loader, Loader::Async(_));
-        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
-        let store = match self.store {
-            Some(store) => store,
-            None => InMemCache::builder()
-                .shared_clock(Arc::clone(&clock))
-                .build()?
-                .into_store(),
-        };
-        let scheduler = self
-            .scheduler
-            .unwrap_or_else(|| default_scheduler(is_async));
+        let mut options = self.options;
+        let clock = options.take_clock();
+        let store = options.take_store(&clock)?;
+        let scheduler = options.take_scheduler(is_async);
         let registration = if self.writer {
             Some(register_writer(&key, &store, interval, ttl)?)
         } else {
@@ -380,13 +332,13 @@ impl BgBuilder {
         };
         let policy = Arc::new(CachePolicy::new(
             PolicyConfig {
-                name: self.name.unwrap_or_else(|| key.clone()),
+                name: options.name.take().unwrap_or_else(|| key.clone()),
                 ttl,
                 stale: 0.0,
                 key: KeySpec::Static(static_key.into()),
                 store,
                 clock: Arc::clone(&clock),
-                metrics: self.metrics.unwrap_or_else(|| Arc::new(NullMetrics)),
+                metrics: options.take_metrics(),
                 scheduler: Arc::clone(&scheduler),
             },
             loader,
@@ -635,12 +587,9 @@ pub fn read<T: CacheValue>(key: impl Into<String>) -> ReadBuilder<T> {
         key: key.into(),
         interval: None,
         ttl: None,
-        store: None,
-        metrics: None,
+        options: Options::default(),
         on_error: None,
         run_immediately: true,
-        clock: None,
-        scheduler: None,
         value: std::marker::PhantomData,
     }
 }
@@ -651,12 +600,9 @@ pub struct ReadBuilder<T> {
     key: String,
     interval: Option<f64>,
     ttl: Option<f64>,
-    store: Option<Arc<dyn Store>>,
-    metrics: Option<Arc<dyn MetricsCollector>>,
+    options: Options,
     on_error: Option<OnError>,
     run_immediately: bool,
-    clock: Option<Arc<dyn Clock>>,
-    scheduler: Option<Arc<dyn Scheduler>>,
     value: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -666,7 +612,7 @@ impl<T> fmt::Debug for ReadBuilder<T> {
             .field("key", &self.key)
             .field("interval", &self.interval)
             .field("ttl", &self.ttl)
-            .field("store", &self.store)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -686,18 +632,7 @@ impl<T: CacheValue> ReadBuilder<T> {
         self
     }
 
-    /// The store to read (default: the store of this process's `bg::write`
-    /// writer for the key).
-    pub fn store(mut self, store: impl IntoStore) -> Self {
-        self.store = Some(store.into_store());
-        self
-    }
-
-    /// Where hits, misses and syncs are reported.
-    pub fn metrics(mut self, metrics: impl MetricsCollector) -> Self {
-        self.metrics = Some(Arc::new(metrics));
-        self
-    }
+    option_setters!(store, metrics, clock, scheduler);
 
     /// Called when a sync fails (the mirror keeps its value).
     pub fn on_error(mut self, on_error: impl Fn(&BgError) + Send + Sync + 'static) -> Self {
@@ -709,19 +644,6 @@ impl<T: CacheValue> ReadBuilder<T> {
     /// sync waits one interval.
     pub fn run_immediately(mut self, run_immediately: bool) -> Self {
         self.run_immediately = run_immediately;
-        self
-    }
-
-    /// The clock for the schedule and the mirror's expiry.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Where the sync job runs (default: the async runtime if there is one,
-    /// else a thread).
-    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
-        self.scheduler = Some(Arc::new(scheduler));
         self
     }
 
@@ -739,7 +661,8 @@ impl<T: CacheValue> ReadBuilder<T> {
                 .get(&key)
                 .map(|w| (Arc::clone(&w.store), w.interval, w.ttl))
         };
-        let store = match (self.store, &writer) {
+        let mut options = self.options;
+        let store = match (options.store.take(), &writer) {
             (Some(store), _) => store,
             (None, Some((store, _, _))) => Arc::clone(store),
             (None, None) => {
@@ -771,7 +694,7 @@ impl<T: CacheValue> ReadBuilder<T> {
             (None, None) => interval * 2.0,
         };
         let ttl = check_seconds(&format!("ttl of bg::read({key:?})"), ttl)?;
-        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
+        let clock = options.take_clock();
         let mirror = InMemCache::builder()
             .shared_clock(Arc::clone(&clock))
             .build()?;
@@ -780,14 +703,14 @@ impl<T: CacheValue> ReadBuilder<T> {
             ttl,
             source: store,
             mirror: mirror.clone(),
-            metrics: self.metrics.clone(),
+            metrics: options.metrics.clone(),
             on_error: self.on_error,
             decoder: TypedDecoder::<T>::new(),
         });
         if self.run_immediately {
             ac_core::block_on(sync.run());
         }
-        let scheduler = self.scheduler.unwrap_or_else(|| default_scheduler(true));
+        let scheduler = options.take_scheduler(true);
         let job_sync = Arc::clone(&sync);
         let every = Every {
             interval,
@@ -802,7 +725,7 @@ impl<T: CacheValue> ReadBuilder<T> {
         Ok(BgReader {
             key,
             mirror,
-            metrics: self.metrics.filter(|m| m.enabled()),
+            metrics: options.metrics.filter(|m| m.enabled()),
             job,
             value: std::marker::PhantomData,
         })

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ac_core::{
-    CachePolicy, CacheValue, CallAsync, Clock, Error, IntoSeconds, IntoStore, KeySource, Loader,
-    MetricsCollector, NullMetrics, PolicyConfig, Scheduler, Store,
+    CachePolicy, CacheValue, CallAsync, Error, IntoSeconds, KeySource, Loader, PolicyConfig, Store,
 };
-use ac_sched::{CoarseClock, ThreadScheduler};
-use ac_store_mem::InMemCache;
+
+use crate::options::{Options, option_setters};
 
 use crate::outcome::{Fallible, Outcome, Plain};
 
@@ -34,11 +33,7 @@ pub fn cache(ttl: impl IntoSeconds) -> CacheBuilder {
         ttl: ttl.into_seconds(),
         stale: 0.0,
         key: NoKey,
-        name: None,
-        store: None,
-        metrics: None,
-        clock: None,
-        scheduler: None,
+        options: Options::default(),
     }
 }
 
@@ -55,11 +50,7 @@ pub struct CacheBuilder<K = NoKey> {
     ttl: f64,
     stale: f64,
     key: K,
-    name: Option<String>,
-    store: Option<Arc<dyn Store>>,
-    metrics: Option<Arc<dyn MetricsCollector>>,
-    clock: Option<Arc<dyn Clock>>,
-    scheduler: Option<Arc<dyn Scheduler>>,
+    options: Options,
 }
 
 impl<K> fmt::Debug for CacheBuilder<K> {
@@ -68,9 +59,8 @@ impl<K> fmt::Debug for CacheBuilder<K> {
             .field("ttl", &self.ttl)
             .field("stale", &self.stale)
             .field("key", &type_name::<K>())
-            .field("name", &self.name)
-            .field("store", &self.store)
-            .finish_non_exhaustive()
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -96,11 +86,7 @@ impl<K> CacheBuilder<K> {
             ttl: self.ttl,
             stale: self.stale,
             key,
-            name: self.name,
-            store: self.store,
-            metrics: self.metrics,
-            clock: self.clock,
-            scheduler: self.scheduler,
+            options: self.options,
         }
     }
 
@@ -111,40 +97,7 @@ impl<K> CacheBuilder<K> {
         self
     }
 
-    /// The store (default: a new [`InMemCache`] for this function). A store
-    /// may be shared by many functions, whatever their value types.
-    pub fn store(mut self, store: impl IntoStore) -> Self {
-        self.store = Some(store.into_store());
-        self
-    }
-
-    /// Where hits, misses, latencies and errors are reported (default:
-    /// [`NullMetrics`], which costs nothing).
-    pub fn metrics(mut self, metrics: impl MetricsCollector) -> Self {
-        self.metrics = Some(Arc::new(metrics));
-        self
-    }
-
-    /// The clock for entry timestamps (default: [`CoarseClock`]). Also used
-    /// by the default store. Tests pass a [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Where stale refreshes run (default: [`ThreadScheduler::global`] for
-    /// sync functions, the tokio runtime for async ones with the `tokio`
-    /// feature).
-    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
-        self.scheduler = Some(Arc::new(scheduler));
-        self
-    }
-
-    /// The name used in metrics and logs (default: the function's name).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    option_setters!(store, metrics, clock, scheduler, name);
 
     /// Caches a sync function of one argument (use a tuple for several,
     /// `()` for none). A stale refresh runs on the thread scheduler, never
@@ -239,48 +192,20 @@ impl<K> CacheBuilder<K> {
         E: fmt::Debug + Send + 'static,
     {
         let key = self.key.into_key_spec()?;
-        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::new()));
-        let store = match self.store {
-            Some(store) => store,
-            None => InMemCache::builder()
-                .shared_clock(Arc::clone(&clock))
-                .build()?
-                .into_store(),
-        };
-        let scheduler = self
-            .scheduler
-            .unwrap_or_else(|| default_scheduler(matches!(loader, Loader::Async(_))));
+        let mut options = self.options;
+        let clock = options.take_clock();
         let config = PolicyConfig {
-            name: self.name.unwrap_or(default_name),
+            name: options.name.take().unwrap_or(default_name),
             ttl: self.ttl,
             stale: self.stale,
             key,
-            store,
+            store: options.take_store(&clock)?,
             clock,
-            metrics: self.metrics.unwrap_or_else(|| Arc::new(NullMetrics)),
-            scheduler,
+            metrics: options.take_metrics(),
+            scheduler: options.take_scheduler(matches!(loader, Loader::Async(_))),
         };
         CachePolicy::new(config, loader).map(Arc::new)
     }
-}
-
-/// Sync work on the thread pool; async work on the first enabled runtime
-/// of tokio, async-std and smol, else on the thread pool.
-pub(crate) fn default_scheduler(is_async: bool) -> Arc<dyn Scheduler> {
-    #[cfg(feature = "tokio")]
-    if is_async {
-        return Arc::new(ac_sched::TokioScheduler::new());
-    }
-    #[cfg(all(feature = "async-std", not(feature = "tokio")))]
-    if is_async {
-        return Arc::new(ac_sched::AsyncStdScheduler::new());
-    }
-    #[cfg(all(feature = "smol", not(any(feature = "tokio", feature = "async-std"))))]
-    if is_async {
-        return Arc::new(ac_sched::SmolScheduler::new());
-    }
-    let _ = is_async;
-    Arc::new(ThreadScheduler::global().clone())
 }
 
 /// `my_crate::module::get_user` → `get_user`; closures are named after the

@@ -3,6 +3,7 @@
 
 pub mod bg;
 mod cache;
+mod options;
 mod outcome;
 
 pub use ac_core::{
