@@ -21,6 +21,32 @@ macro_rules! bg_suite {
                 ($block_on)(test)
             }
 
+            /// A manual clock, a call counter, a refresh watch, and a
+            /// `bg(60)` builder wired to them and to this runtime.
+            struct Fixture {
+                clock: ManualClock,
+                calls: Calls,
+                watch: RefreshWatch,
+            }
+
+            impl Fixture {
+                fn new() -> Self {
+                    Self {
+                        clock: ManualClock::new(T0),
+                        calls: Calls::default(),
+                        watch: RefreshWatch::default(),
+                    }
+                }
+
+                fn loader(&self, test: &str) -> advanced_caching::BgBuilder {
+                    bg(60)
+                        .key(format!("{}:{test}", stringify!($name)))
+                        .clock(self.clock.clone())
+                        .scheduler($scheduler)
+                        .metrics(self.watch.clone())
+                }
+            }
+
             fn counter(
                 calls: &Calls,
             ) -> impl Fn() -> std::future::Ready<usize> + Send + Sync + 'static {
@@ -31,14 +57,9 @@ macro_rules! bg_suite {
             #[test]
             fn immediate_first_load_is_awaited_by_the_first_call() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
-                    let flags = bg(60)
-                        .key(concat!(stringify!($name), ":immediate"))
-                        .clock(ManualClock::new(T0))
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
-                        .wrap_async(counter(&calls))
-                        .unwrap();
+                    let fx = Fixture::new();
+                    let (calls, watch) = (&fx.calls, &fx.watch);
+                    let flags = fx.loader("immediate").wrap_async(counter(calls)).unwrap();
                     assert_eq!(flags.get().await, 1);
                     assert_eq!(flags.get().await, 1);
                     assert_eq!(calls.get(), 1);
@@ -49,15 +70,12 @@ macro_rules! bg_suite {
             #[test]
             fn deferred_first_load_runs_inline_then_on_schedule() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
-                    let clock = ManualClock::new(T0);
-                    let flags = bg(60)
-                        .key(concat!(stringify!($name), ":deferred"))
+                    let fx = Fixture::new();
+                    let (clock, calls, watch) = (&fx.clock, &fx.calls, &fx.watch);
+                    let flags = fx
+                        .loader("deferred")
                         .run_immediately(false)
-                        .clock(clock.clone())
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
-                        .wrap_async(counter(&calls))
+                        .wrap_async(counter(calls))
                         .unwrap();
                     assert_eq!(flags.get().await, 1, "first call loads inline");
                     assert_eq!(watch.ok(), 0, "nothing scheduled ran yet");
@@ -70,15 +88,9 @@ macro_rules! bg_suite {
             #[test]
             fn periodic_refresh_follows_the_clock() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
-                    let clock = ManualClock::new(T0);
-                    let flags = bg(60)
-                        .key(concat!(stringify!($name), ":periodic"))
-                        .clock(clock.clone())
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
-                        .wrap_async(counter(&calls))
-                        .unwrap();
+                    let fx = Fixture::new();
+                    let (clock, calls, watch) = (&fx.clock, &fx.calls, &fx.watch);
+                    let flags = fx.loader("periodic").wrap_async(counter(calls)).unwrap();
                     watch.until(1).await;
                     clock.advance(59.0);
                     assert_eq!(flags.get().await, 1, "not yet due");
@@ -95,16 +107,13 @@ macro_rules! bg_suite {
             #[test]
             fn a_failed_refresh_keeps_the_last_value_calls_on_error_and_keeps_going() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
+                    let fx = Fixture::new();
+                    let (clock, calls, watch) = (&fx.clock, &fx.calls, &fx.watch);
                     let (errors, reported) = std::sync::mpsc::channel::<String>();
                     let errors = Mutex::new(errors);
-                    let clock = ManualClock::new(T0);
                     let c = calls.clone();
-                    let rates = bg(60)
-                        .key(concat!(stringify!($name), ":rates"))
-                        .clock(clock.clone())
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
+                    let rates = fx
+                        .loader("rates")
                         .on_error(move |error| {
                             errors.lock().unwrap().send(error.to_string()).unwrap()
                         })
@@ -135,14 +144,11 @@ macro_rules! bg_suite {
             #[test]
             fn a_panicking_loader_or_on_error_does_not_stop_the_schedule() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
-                    let clock = ManualClock::new(T0);
+                    let fx = Fixture::new();
+                    let (clock, calls, watch) = (&fx.clock, &fx.calls, &fx.watch);
                     let c = calls.clone();
-                    let flags = bg(60)
-                        .key(concat!(stringify!($name), ":panics"))
-                        .clock(clock.clone())
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
+                    let flags = fx
+                        .loader("panics")
                         .on_error(|_| panic!("on_error panics too"))
                         .wrap_async(move || {
                             let n = c.bump();
@@ -166,15 +172,9 @@ macro_rules! bg_suite {
             #[test]
             fn stopping_a_loader_stops_its_job() {
                 run(async {
-                    let (calls, watch) = (Calls::default(), RefreshWatch::default());
-                    let clock = ManualClock::new(T0);
-                    let flags = bg(60)
-                        .key(concat!(stringify!($name), ":stop"))
-                        .clock(clock.clone())
-                        .scheduler($scheduler)
-                        .metrics(watch.clone())
-                        .wrap_async(counter(&calls))
-                        .unwrap();
+                    let fx = Fixture::new();
+                    let (clock, calls, watch) = (&fx.clock, &fx.calls, &fx.watch);
+                    let flags = fx.loader("stop").wrap_async(counter(calls)).unwrap();
                     watch.until(1).await;
                     flags.stop_and_wait().await;
                     clock.advance(600.0);
