@@ -31,10 +31,20 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error> {
-        serializer.dumps(self)
+        serializer
+            .dumps_any(self)
+            .unwrap_or_else(|| serializer.dumps(self))
     }
 
     fn decode(bytes: &[u8], serializer: &dyn Serializer) -> Result<Self, Error> {
+        if let Some(decoded) = serializer.loads_any(bytes, std::any::TypeId::of::<T>()) {
+            return decoded?.downcast::<T>().map(|value| *value).map_err(|_| {
+                Error::serialization(
+                    serializer.name(),
+                    format!("decoded a value of another type than {}", type_name::<T>()),
+                )
+            });
+        }
         let mut out = None;
         serializer.loads(bytes, &mut |de| {
             out = Some(erased_serde::deserialize::<T>(de)?);

@@ -1,5 +1,6 @@
 //! The [`Serializer`] trait: how byte stores turn values into bytes.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 
 use crate::Error;
@@ -28,4 +29,23 @@ pub trait Serializer: Send + Sync + fmt::Debug + 'static {
         bytes: &[u8],
         visit: &mut dyn FnMut(ErasedDeserializer<'_, '_>) -> Result<(), erased_serde::Error>,
     ) -> Result<(), Error>;
+
+    /// For formats bound to one concrete type (a protobuf message): encode
+    /// `value` without serde. `None`, the default, means "use
+    /// [`Serializer::dumps`]".
+    fn dumps_any(&self, value: &dyn Any) -> Option<Result<Vec<u8>, Error>> {
+        let _ = value;
+        None
+    }
+
+    /// For formats bound to one concrete type: decode a value of the type
+    /// `type_id`. `None`, the default, means "use [`Serializer::loads`]".
+    fn loads_any(
+        &self,
+        bytes: &[u8],
+        type_id: TypeId,
+    ) -> Option<Result<Box<dyn Any + Send>, Error>> {
+        let _ = (bytes, type_id);
+        None
+    }
 }

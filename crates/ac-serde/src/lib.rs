@@ -1,0 +1,45 @@
+//! Serializers and the entry codec of
+//! [advanced-caching](https://docs.rs/advanced-caching)'s byte stores.
+//!
+//! - Formats, each behind its feature: [`Json`] (default), `MsgPack`
+//!   (`msgpack`), `Postcard` (`postcard`), `Protobuf<M>` (`protobuf`). A
+//!   custom format implements [`ac_core::Serializer`] (see [`custom`]).
+//! - [`codec`]: the bytes every byte store writes, `fresh_until: f64 BE |
+//!   created_at: f64 BE | payload`, the Python package's `pack_entry`, with
+//!   optional gzip framing. Decoding never panics on foreign bytes.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod custom;
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "msgpack")]
+mod msgpack;
+#[cfg(feature = "postcard")]
+mod postcard;
+#[cfg(feature = "protobuf")]
+mod protobuf;
+
+#[cfg(feature = "json")]
+pub use json::Json;
+#[cfg(feature = "msgpack")]
+pub use msgpack::MsgPack;
+#[cfg(feature = "postcard")]
+pub use postcard::Postcard;
+#[cfg(feature = "protobuf")]
+pub use protobuf::{Protobuf, protobuf};
+
+use ac_core::{ErasedDeserializer, Error};
+
+/// Runs `visit` over an erased `deserializer`, naming the format in errors.
+fn visit_with<'de, D>(
+    format: &str,
+    deserializer: D,
+    visit: &mut dyn FnMut(ErasedDeserializer<'_, 'de>) -> Result<(), erased_serde::Error>,
+) -> Result<(), Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(deserializer);
+    visit(&mut erased).map_err(|e| Error::serialization(format, e))
+}
