@@ -23,7 +23,7 @@ impl Serializer for Postcard {
         let mut de = postcard::Deserializer::from_bytes(bytes);
         crate::visit_with("postcard", &mut de, visit)?;
         match de.finalize() {
-            Ok(rest) if rest.is_empty() => Ok(()),
+            Ok([]) => Ok(()),
             Ok(_) => Err(Error::serialization(
                 "postcard",
                 "trailing bytes after the value",
