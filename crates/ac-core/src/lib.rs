@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod entry;
 mod error;
 pub mod key;

@@ -271,3 +271,15 @@ fn totals_stay_exact_under_concurrent_writes_deletes_and_eviction() {
         map.len()
     );
 }
+
+#[test]
+fn passes_the_store_conformance_suite() {
+    let clock = ManualClock::new(1_700_000_000.0);
+    let cache = InMemCache::builder().clock(clock.clone()).build().unwrap();
+    let advance = |secs: f64| clock.advance(secs);
+    ac_core::conformance::run_all(&ac_core::conformance::Harness {
+        store: &cache,
+        advance: Some(&advance),
+        sibling: Some(&InMemCache::new()),
+    });
+}
