@@ -43,9 +43,12 @@ impl std::fmt::Debug for Harness<'_> {
     }
 }
 
+/// One named check.
+type Check = (&'static str, fn(&Harness<'_>));
+
 /// Runs every check, clearing the store between them.
 pub fn run_all(h: &Harness<'_>) {
-    let checks: [(&str, fn(&Harness<'_>)); 11] = [
+    let checks: [Check; 11] = [
         ("get_set_round_trip", get_set_round_trip),
         ("missing_keys", missing_keys),
         ("overwrite", overwrite),
