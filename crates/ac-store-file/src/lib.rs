@@ -1,0 +1,392 @@
+//! [`LocalFileCache`]: a per-host [`Store`] of one file per key, which the
+//! Python `advanced-caching` package's `LocalFileCache` can share.
+//!
+//! # Files
+//! A file holds the entry in the byte stores' format
+//! ([`ac_serde::codec`]), gzip-framed by default, as the Python package
+//! writes it. A key of ASCII letters, digits and `:_-.` (not starting with
+//! a dot) is its own file name, as in Python, so both share entries; any
+//! other key is escaped so that names never collide (`a/b` and `a_b` are
+//! two files) and never leave the directory (`../../x`, absolute paths,
+//! NUL, 1 KiB keys all work).
+//!
+//! # Writes
+//! A write goes to a unique temporary file in the same directory (its name
+//! starts with a dot), is fsynced, then renamed over the entry: readers see
+//! the old file or the new one, never a torn one, with any number of
+//! writers in any number of processes. `set_if_absent` holds an advisory
+//! lock (`.ac-lock`) across its check and write, across processes too.
+//!
+//! # Expiry
+//! The store keeps an entry for the ttl it was written with, stale window
+//! included, so stale-while-revalidate can serve it (the Python package
+//! deletes stale files). The file format has no room for that time, so it
+//! is the file's modification time: the keep-until time rounded up to the
+//! second, marked by a fixed sub-second part (271828182 ns). A file without
+//! the mark (written by Python, or on a file system without nanosecond
+//! times) lives as in Python: while `now < fresh_until`. Expired files are
+//! invisible; [`LocalFileCache::sweep`] deletes them.
+//!
+//! # Clear
+//! [`Store::clear`] deletes the files in the directory that decode as
+//! cache entries and nothing else: other files, subdirectories and other
+//! writers' temporary files stay.
+//!
+//! File I/O runs on the calling thread (also inside the `async` store
+//! methods): entries are small and usually in the page cache.
+#![forbid(unsafe_code)]
+
+mod name;
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ac_core::{BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Serializer, Store};
+use ac_sched::CoarseClock;
+use ac_serde::Json;
+use ac_serde::codec::{Compression, decode_entry, decode_header, encode_entry};
+
+use name::{file_name, is_entry_name};
+
+/// The name of the lock file `set_if_absent` holds.
+const LOCK_FILE: &str = ".ac-lock";
+
+/// Keep-until of entries stored without a ttl: 2200-01-01 (file systems
+/// store modification times up to at least 2038, ext4 and XFS far beyond).
+const NEVER: u64 = 7_258_118_400;
+
+/// The sub-second part of a modification time that is a keep-until time.
+const MARK_NANOS: u32 = 271_828_182;
+
+/// A cache of one file per key in a directory. Clones share the settings.
+///
+/// ```
+/// use ac_store_file::LocalFileCache;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = LocalFileCache::new(dir.path())?.compress(false).dedupe_writes(true);
+/// # drop(store);
+/// # Ok::<(), ac_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LocalFileCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    dir: PathBuf,
+    serializer: Arc<dyn Serializer>,
+    compression: Compression,
+    gzip_level: u32,
+    dedupe_writes: bool,
+    clock: ClockReader,
+}
+
+impl fmt::Debug for LocalFileCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalFileCache")
+            .field("dir", &self.inner.dir)
+            .field("serializer", &self.inner.serializer.name())
+            .field("compression", &self.inner.compression)
+            .field("dedupe_writes", &self.inner.dedupe_writes)
+            .finish()
+    }
+}
+
+fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
+    Error::store("file", format!("{what} {}: {error}", path.display()))
+}
+
+impl LocalFileCache {
+    /// A cache in `dir`, created if missing: json values, gzip level 6.
+    ///
+    /// # Errors
+    /// If the directory cannot be created.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| io_error("cannot create cache directory", &dir, e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                serializer: Arc::new(Json),
+                compression: Compression::GZIP,
+                gzip_level: 6,
+                dedupe_writes: false,
+                clock: ClockReader::new(Arc::new(CoarseClock::new())),
+            }),
+        })
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Inner)) -> Self {
+        change(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// The format of values (default json, which Python reads).
+    #[must_use]
+    pub fn serializer(self, serializer: impl Serializer) -> Self {
+        self.with(|inner| inner.serializer = Arc::new(serializer))
+    }
+
+    /// Whether files are gzip-framed (default: yes, as in Python).
+    #[must_use]
+    pub fn compress(self, compress: bool) -> Self {
+        self.with(|inner| {
+            inner.compression = if compress {
+                Compression::Gzip {
+                    level: inner.gzip_level,
+                }
+            } else {
+                Compression::None
+            };
+        })
+    }
+
+    /// The gzip level, 0 to 9 (default 6).
+    ///
+    /// # Errors
+    /// A level above 9.
+    pub fn compress_level(self, level: u32) -> Result<Self, Error> {
+        let gzip = Compression::gzip(level)?;
+        Ok(self.with(|inner| {
+            inner.gzip_level = level;
+            if inner.compression != Compression::None {
+                inner.compression = gzip;
+            }
+        }))
+    }
+
+    /// Skip a write whose bytes equal the file's (default: no).
+    #[must_use]
+    pub fn dedupe_writes(self, dedupe: bool) -> Self {
+        self.with(|inner| inner.dedupe_writes = dedupe)
+    }
+
+    /// The clock expiry is measured with (default: the coarse system clock).
+    #[must_use]
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.with(|inner| inner.clock = ClockReader::new(Arc::new(clock)))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file an entry for `key` lives in.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.inner.dir.join(file_name(key))
+    }
+
+    /// Deletes the expired entry files; returns how many.
+    ///
+    /// # Errors
+    /// If the directory cannot be read.
+    pub fn sweep(&self) -> Result<usize, Error> {
+        let now = self.inner.clock.now();
+        let _lock = self.lock()?;
+        let mut removed = 0;
+        for path in self.entry_files()? {
+            if self.liveness(&path, now) == Some(false) && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn entry_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let dir = &self.inner.dir;
+        let read = fs::read_dir(dir).map_err(|e| io_error("cannot list", dir, e))?;
+        Ok(read
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| e.file_name().to_str().is_some_and(is_entry_name))
+            .map(|e| e.path())
+            .collect())
+    }
+
+    /// Whether an entry file is live at `now`, or `None` if it is missing
+    /// or not an entry.
+    fn liveness(&self, path: &Path, now: f64) -> Option<bool> {
+        let bytes = fs::read(path).ok()?;
+        let (fresh_until, _) = decode_header(&bytes, self.inner.compression).ok()?;
+        Some(is_live(&fs::metadata(path).ok()?, fresh_until, now))
+    }
+
+    fn read(&self, key: &str, decoder: &dyn Decoder) -> Result<Option<Entry>, Error> {
+        let path = self.path_of(key);
+        let (bytes, metadata) = match File::open(&path) {
+            Ok(mut file) => {
+                let metadata = file
+                    .metadata()
+                    .map_err(|e| io_error("cannot stat", &path, e))?;
+                let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+                io::Read::read_to_end(&mut file, &mut bytes)
+                    .map_err(|e| io_error("cannot read", &path, e))?;
+                (bytes, metadata)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("cannot open", &path, e)),
+        };
+        let entry = decode_entry(
+            &bytes,
+            &*self.inner.serializer,
+            decoder,
+            self.inner.compression,
+        )
+        .map_err(|e| match e {
+            Error::Corrupt(why) => Error::Corrupt(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
+        let live = is_live(&metadata, entry.fresh_until, self.inner.clock.now());
+        Ok(live.then_some(entry))
+    }
+
+    fn write(&self, key: &str, entry: &Entry, ttl: Option<Duration>) -> Result<(), Error> {
+        let bytes = encode_entry(entry, &*self.inner.serializer, self.inner.compression)?;
+        let path = self.path_of(key);
+        if self.inner.dedupe_writes && fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        let keep_until = ttl.map_or(NEVER, |ttl| {
+            // Whole seconds, rounded up: the sub-second part is the mark.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let secs = (self.inner.clock.now() + ttl.as_secs_f64())
+                .ceil()
+                .clamp(0.0, NEVER as f64) as u64;
+            secs
+        });
+        let temp = self.temp_path();
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            file.write_all(&bytes)?;
+            file.set_modified(UNIX_EPOCH + Duration::new(keep_until, MARK_NANOS))?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)
+        })();
+        written.map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io_error("cannot write", &path, e)
+        })
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.inner
+            .dir
+            .join(format!(".tmp.{}.{n}.{nanos}", std::process::id()))
+    }
+
+    /// The directory's advisory lock, held until the file is dropped.
+    fn lock(&self) -> Result<File, Error> {
+        let path = self.inner.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error("cannot open lock", &path, e))?;
+        file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
+        Ok(file)
+    }
+}
+
+/// Whether an entry whose file has `metadata` is live at `now`: until its
+/// keep-until time if the modification time carries one, else (a Python
+/// file) while fresh.
+fn is_live(metadata: &fs::Metadata, fresh_until: f64, now: f64) -> bool {
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    match modified {
+        #[allow(clippy::cast_precision_loss)]
+        Some(mtime) if mtime.subsec_nanos() == MARK_NANOS => now <= mtime.as_secs() as f64,
+        _ => now < fresh_until,
+    }
+}
+
+impl Store for LocalFileCache {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+        Box::pin(async move { self.read(key, decoder) })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.write(key, &entry, ttl) })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let _lock = self.lock()?;
+            let now = self.inner.clock.now();
+            if self.liveness(&self.path_of(key), now) == Some(true) {
+                return Ok(false);
+            }
+            self.write(key, &entry, ttl).map(|()| true)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let path = self.path_of(key);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(io_error("cannot delete", &path, e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            for path in self.entry_files()? {
+                let is_entry = fs::read(&path)
+                    .is_ok_and(|bytes| decode_header(&bytes, self.inner.compression).is_ok());
+                if is_entry {
+                    match fs::remove_file(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(io_error("cannot delete", &path, e));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
