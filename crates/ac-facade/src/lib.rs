@@ -18,14 +18,40 @@ pub use ac_sched::SmolScheduler;
 #[cfg(feature = "tokio")]
 pub use ac_sched::TokioScheduler;
 pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
+#[cfg(feature = "file")]
+pub use ac_store_file::LocalFileCache;
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
 pub use bg::{AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, bg};
 pub use cache::{AsyncCached, CacheBuilder, Cached, Call, NoKey, cache};
 pub use outcome::{Fallible, Outcome, Plain};
 
+/// Formats for byte stores (files, Redis, S3, GCS), and the entry codec
+/// they share. A custom format implements [`Serializer`].
+pub mod serializers {
+    #[cfg(feature = "json")]
+    pub use ac_serde::Json;
+    #[cfg(feature = "msgpack")]
+    pub use ac_serde::MsgPack;
+    #[cfg(feature = "postcard")]
+    pub use ac_serde::Postcard;
+    pub use ac_serde::codec;
+    #[cfg(feature = "protobuf")]
+    pub use ac_serde::{Protobuf, protobuf};
+
+    /// JSON, the default format (the Python package's `serializers.json`).
+    #[cfg(feature = "json")]
+    pub const JSON: Json = Json;
+    /// MessagePack (the Python package's `serializers.msgpack`).
+    #[cfg(feature = "msgpack")]
+    pub const MSGPACK: MsgPack = MsgPack;
+}
+
 /// The crates behind this facade, for backend and runtime authors.
 pub mod crates {
     pub use ac_core as core;
     pub use ac_sched as sched;
+    pub use ac_serde as serde;
+    #[cfg(feature = "file")]
+    pub use ac_store_file as store_file;
     pub use ac_store_mem as store_mem;
 }

@@ -29,17 +29,16 @@ pub use postcard::Postcard;
 #[cfg(feature = "protobuf")]
 pub use protobuf::{Protobuf, protobuf};
 
-use ac_core::{ErasedDeserializer, Error};
-
 /// Runs `visit` over an erased `deserializer`, naming the format in errors.
+#[cfg(any(feature = "json", feature = "msgpack", feature = "postcard"))]
 fn visit_with<'de, D>(
     format: &str,
     deserializer: D,
-    visit: &mut dyn FnMut(ErasedDeserializer<'_, 'de>) -> Result<(), erased_serde::Error>,
-) -> Result<(), Error>
+    visit: &mut dyn FnMut(ac_core::ErasedDeserializer<'_, 'de>) -> Result<(), erased_serde::Error>,
+) -> Result<(), ac_core::Error>
 where
     D: serde::Deserializer<'de>,
 {
     let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(deserializer);
-    visit(&mut erased).map_err(|e| Error::serialization(format, e))
+    visit(&mut erased).map_err(|e| ac_core::Error::serialization(format, e))
 }
