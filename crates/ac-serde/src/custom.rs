@@ -24,7 +24,7 @@
 //!         visit: &mut dyn FnMut(ErasedDeserializer<'_, '_>) -> Result<(), erased_serde::Error>,
 //!     ) -> Result<(), Error> {
 //!         let mut de = serde_json::Deserializer::from_slice(bytes);
-//!         let mut erased = <dyn erased_serde::Deserializer>::erase(&mut de);
+//!         let mut erased = <dyn erased_serde::Deserializer<'_>>::erase(&mut de);
 //!         visit(&mut erased).map_err(|e| Error::serialization("pretty-json", e))
 //!     }
 //! }
