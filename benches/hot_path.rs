@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use advanced_caching::{InMemCache, ManualClock, Store, bg, cache};
+use advanced_caching::{InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const ENTRIES: u64 = 10_000;
@@ -82,8 +82,33 @@ fn hits(c: &mut Criterion) {
     sync_static.call(());
     group.bench_function("sync_static", |b| b.iter(|| sync_static.call(())));
 
+    let null_metrics = cache(3600)
+        .key("feature_flagn")
+        .store(store.clone())
+        .metrics(NullMetrics)
+        .wrap(|()| value())
+        .unwrap();
+    null_metrics.call(());
+    group.bench_function("sync_static_null_metrics", |b| {
+        b.iter(|| null_metrics.call(()))
+    });
+
+    let metrics = InMemoryMetrics::new();
+    let with_metrics = cache(3600)
+        .key("feature_flagm")
+        .name("flags")
+        .store(store.clone())
+        .metrics(metrics.clone())
+        .wrap(|()| value())
+        .unwrap();
+    with_metrics.call(());
+    group.bench_function("sync_static_inmemory_metrics", |b| {
+        b.iter(|| with_metrics.call(()))
+    });
+    assert!(metrics.get_stats().caches["flags"].hits > 0);
+
     let async_static = cache(3600)
-        .key("feature_flags_async")
+        .key("feature_flaga")
         .store(store.clone())
         .wrap_async(|()| async { value() })
         .unwrap();

@@ -11,6 +11,7 @@ pub use ac_core::{
     KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, Serializer,
     Store, TypedDecoder, Usage, Value,
 };
+pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 #[cfg(feature = "async-std")]
 pub use ac_sched::AsyncStdScheduler;
 #[cfg(feature = "smol")]
@@ -49,6 +50,7 @@ pub mod serializers {
 /// The crates behind this facade, for backend and runtime authors.
 pub mod crates {
     pub use ac_core as core;
+    pub use ac_metrics as metrics;
     pub use ac_sched as sched;
     pub use ac_serde as serde;
     #[cfg(feature = "file")]

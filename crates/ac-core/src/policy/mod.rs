@@ -37,6 +37,23 @@ use crate::{
     Scheduler, Store, TypedDecoder, Value,
 };
 
+/// One in this many in-process lookups is timed when metrics are on: two
+/// clock reads cost more than the lookup itself.
+pub const LATENCY_SAMPLE: u32 = 16;
+
+/// Whether this thread's next lookup is one of the timed ones.
+#[inline]
+fn sample_latency() -> bool {
+    thread_local! {
+        static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    CALLS.with(|calls| {
+        let n = calls.get().wrapping_add(1);
+        calls.set(n);
+        n % LATENCY_SAMPLE == 0
+    })
+}
+
 /// Added to the keep-time a policy asks of the store (see `write`).
 const KEEP_MARGIN: Duration = Duration::from_millis(1);
 
@@ -306,9 +323,22 @@ where
     }
 
     /// The synchronous part of every call: resolve the key and try the
-    /// store's in-process fast path.
+    /// store's in-process fast path. With metrics on, one lookup in
+    /// [`LATENCY_SAMPLE`] per thread is timed (counts stay exact).
     #[inline]
     fn step(&self, args: &A) -> Step<T> {
+        if self.metrics_on && sample_latency() {
+            let started = Instant::now();
+            let step = self.lookup_step(args);
+            self.metrics
+                .record_latency(&self.name, "get", started.elapsed());
+            return step;
+        }
+        self.lookup_step(args)
+    }
+
+    #[inline]
+    fn lookup_step(&self, args: &A) -> Step<T> {
         self.key.with_key(args, |key| {
             let now = self.clock.now();
             match self.lookup_local(key, now) {

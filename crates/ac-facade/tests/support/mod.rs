@@ -222,3 +222,36 @@ impl MetricsCollector for RefreshWatch {
         self.0.event.notify(usize::MAX);
     }
 }
+
+/// Records into an `InMemoryMetrics` and a `RefreshWatch` at once, so tests
+/// can wait for refreshes and then read exact stats.
+#[derive(Debug, Clone, Default)]
+pub struct Tee(pub advanced_caching::InMemoryMetrics, pub RefreshWatch);
+
+impl MetricsCollector for Tee {
+    fn record_hit(&self, c: &str, k: &str) {
+        self.0.record_hit(c, k);
+    }
+    fn record_miss(&self, c: &str, k: &str) {
+        self.0.record_miss(c, k);
+    }
+    fn record_set(&self, c: &str, k: &str, size: Option<usize>) {
+        self.0.record_set(c, k, size);
+    }
+    fn record_delete(&self, c: &str, k: &str) {
+        self.0.record_delete(c, k);
+    }
+    fn record_latency(&self, c: &str, op: &str, d: Duration) {
+        self.0.record_latency(c, op, d);
+    }
+    fn record_error(&self, c: &str, op: &str, kind: &str) {
+        self.0.record_error(c, op, kind);
+    }
+    fn record_memory_usage(&self, c: &str, bytes: u64, entries: u64) {
+        self.0.record_memory_usage(c, bytes, entries);
+    }
+    fn record_background_refresh(&self, c: &str, ok: bool, d: Duration) {
+        self.0.record_background_refresh(c, ok, d);
+        self.1.record_background_refresh(c, ok, d);
+    }
+}
