@@ -107,6 +107,25 @@ fn hits(c: &mut Criterion) {
     });
     assert!(metrics.get_stats().caches["flags"].hits > 0);
 
+    // Prometheus through the metrics facade, recorder installed globally.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("first recorder");
+    let with_prometheus = cache(3600)
+        .key("feature_flagp")
+        .name("flags")
+        .store(store.clone())
+        .metrics(advanced_caching::exporters::PrometheusMetrics::new(
+            "bench", "cache",
+        ))
+        .wrap(|()| value())
+        .unwrap();
+    with_prometheus.call(());
+    group.bench_function("sync_static_prometheus", |b| {
+        b.iter(|| with_prometheus.call(()))
+    });
+    assert!(prometheus.render().contains("bench_cache_hits_total"));
+
     let async_static = cache(3600)
         .key("feature_flaga")
         .store(store.clone())

@@ -12,6 +12,11 @@ pub use ac_core::{
     Store, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
+/// Metrics exporters, each behind its feature.
+pub mod exporters {
+    #[cfg(feature = "prometheus")]
+    pub use ac_metrics::{PrometheusMetrics, install_prometheus_http};
+}
 #[cfg(feature = "async-std")]
 pub use ac_sched::AsyncStdScheduler;
 #[cfg(feature = "smol")]

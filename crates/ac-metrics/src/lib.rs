@@ -4,8 +4,14 @@
 //! and reports them with [`InMemoryMetrics::get_stats`], in the shape of the
 //! Python package's `get_stats()`. The null collector,
 //! [`ac_core::NullMetrics`], stays the default everywhere.
+//!
+//! Exporters, each behind a feature: `PrometheusMetrics` (`prometheus`).
 #![forbid(unsafe_code)]
 
 mod memory;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 
 pub use memory::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
+#[cfg(feature = "prometheus")]
+pub use prometheus::{PrometheusMetrics, install_prometheus_http};
