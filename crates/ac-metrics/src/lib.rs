@@ -5,13 +5,18 @@
 //! Python package's `get_stats()`. The null collector,
 //! [`ac_core::NullMetrics`], stays the default everywhere.
 //!
-//! Exporters, each behind a feature: `PrometheusMetrics` (`prometheus`).
+//! Exporters, each behind a feature: `PrometheusMetrics` (`prometheus`),
+//! `OpenTelemetryMetrics` (`opentelemetry`).
 #![forbid(unsafe_code)]
 
 mod memory;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
 pub use memory::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
+#[cfg(feature = "opentelemetry")]
+pub use otel::OpenTelemetryMetrics;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusMetrics, install_prometheus_http};
