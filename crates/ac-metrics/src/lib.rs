@@ -6,15 +6,22 @@
 //! [`ac_core::NullMetrics`], stays the default everywhere.
 //!
 //! Exporters, each behind a feature: `PrometheusMetrics` (`prometheus`),
-//! `OpenTelemetryMetrics` (`opentelemetry`).
+//! `OpenTelemetryMetrics` (`opentelemetry`), `GcpCloudMonitoringMetrics`
+//! (`gcp`).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "gcp")]
+mod gcp;
 mod memory;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
+#[cfg(feature = "gcp")]
+pub use gcp::{
+    GcpCloudMonitoringMetrics, GcpMetricsBuilder, MAX_SERIES_PER_REQUEST, TokenProvider,
+};
 pub use memory::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 #[cfg(feature = "opentelemetry")]
 pub use otel::OpenTelemetryMetrics;
