@@ -14,10 +14,10 @@ pub use ac_core::{
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
 pub mod exporters {
-    #[cfg(feature = "gcp-metrics")]
-    pub use ac_metrics::{GcpCloudMonitoringMetrics, GcpMetricsBuilder, TokenProvider};
     #[cfg(feature = "opentelemetry")]
     pub use ac_metrics::OpenTelemetryMetrics;
+    #[cfg(feature = "gcp-metrics")]
+    pub use ac_metrics::{GcpCloudMonitoringMetrics, GcpMetricsBuilder, TokenProvider};
     #[cfg(feature = "prometheus")]
     pub use ac_metrics::{PrometheusMetrics, install_prometheus_http};
 }

@@ -335,10 +335,10 @@ impl Tokens {
             return provider();
         }
         let mut cached = lock(&self.cached);
-        if let Some((token, expires)) = &*cached {
-            if SystemTime::now() + Duration::from_secs(60) < *expires {
-                return Ok(token.clone());
-            }
+        if let Some((token, expires)) = &*cached
+            && SystemTime::now() + Duration::from_secs(60) < *expires
+        {
+            return Ok(token.clone());
         }
         let failed = |e: String| Error::store("gcp-metrics", format!("metadata server token: {e}"));
         let mut response = agent
