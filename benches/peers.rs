@@ -101,10 +101,10 @@ fn two_threads<F: Fn(&str) + Sync>(b: &mut Bencher<'_>, keys: &[String], get: F)
             for t in 0..2u64 {
                 let (picks, get) = (&picks, &get);
                 s.spawn(move || {
-                    let mut i = (t as usize) * 7_919;
-                    for _ in 0..per_thread {
+                    let first = usize::try_from(t).unwrap_or(0) * 7_919;
+                    let reads = usize::try_from(per_thread).unwrap_or(usize::MAX);
+                    for i in first..first.saturating_add(reads) {
                         get(&keys[picks[i & 0xFFFF]]);
-                        i += 1;
                     }
                 });
             }
