@@ -82,10 +82,23 @@ pub struct JobHandle {
     state: Arc<JobState>,
 }
 
-/// The job's side of a [`JobHandle`]: passed to [`run_every`].
+/// The job's side of a [`JobHandle`]: passed to [`run_every`]. When the
+/// last clone is dropped, the job counts as finished, however it ended: a
+/// completed loop, a panic, or a task dropped before it ever ran.
 #[derive(Clone)]
 pub struct JobControl {
     state: Arc<JobState>,
+    _alive: Arc<Alive>,
+}
+
+/// Marks the job finished when the last [`JobControl`] goes.
+struct Alive(Arc<JobState>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::SeqCst);
+        self.0.done.notify(usize::MAX);
+    }
 }
 
 impl fmt::Debug for JobHandle {
@@ -111,7 +124,10 @@ impl JobHandle {
             Self {
                 state: Arc::clone(&state),
             },
-            JobControl { state },
+            JobControl {
+                _alive: Arc::new(Alive(Arc::clone(&state))),
+                state,
+            },
         )
     }
 
@@ -217,17 +233,12 @@ impl JobControl {
         listener.wait_timeout(timeout);
         self.is_stopped()
     }
-
-    fn finish(&self) {
-        self.state.finished.store(true, Ordering::SeqCst);
-        self.state.done.notify(usize::MAX);
-    }
 }
 
 /// Drives a periodic job until stopped: waits for each tick (through the
 /// clock's alarm for a test clock, else through `sleep`, the runtime's
-/// timer), then runs the task. If a run ends after the next tick was due,
-/// the next run starts at once; ticks missed beyond that are coalesced,
+/// timer), then runs the task. Runs keep a fixed schedule; one that started
+/// late is followed a full interval later, so missed ticks are skipped,
 /// not replayed in a burst.
 ///
 /// Every [`Scheduler`] runs its periodic jobs through this one function.
@@ -236,35 +247,40 @@ where
     S: Fn(Duration) -> F,
     F: Future<Output = ()>,
 {
-    let _finish = Finish(&control);
     let mut next = every.start;
     loop {
         let now = every.clock.now();
+        // A wall clock stepped back must not postpone the job beyond one
+        // interval.
+        if next - now > every.interval {
+            next = now + every.interval;
+        }
         let stopped = match every.clock.alarm(next) {
             Some(alarm) => control.until_stopped(alarm).await,
-            None if next > now => {
-                let delay = Duration::from_secs_f64(next - now);
-                control.until_stopped(sleep(delay)).await
-            }
+            None if next > now => match Duration::try_from_secs_f64(next - now) {
+                Ok(delay) => control.until_stopped(sleep(delay)).await,
+                // An infinite interval: nothing is ever due.
+                Err(_) => control.until_stopped(std::future::pending()).await,
+            },
             None => control.is_stopped(),
         };
         if stopped || control.is_stopped() {
             return;
         }
+        let started = every.clock.now();
         match &every.task {
             Task::Async(run) => run().await,
             Task::Blocking(run) => run(),
         }
-        // Behind schedule: run at once, once for all the ticks missed.
-        next = (next + every.interval).max(every.clock.now());
-    }
-}
-
-/// Marks the job finished however `run_every` ends (a panic included).
-struct Finish<'a>(&'a JobControl);
-
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
-        self.0.finish();
+        // Keep the fixed schedule; but a run that started late (its thread
+        // or task was busy) is followed one full interval later, so starts
+        // are never closer than an interval (Cloud Monitoring, for one,
+        // refuses points closer than its minimum) and missed ticks are not
+        // replayed.
+        next = if started > next + every.interval / 100.0 {
+            started + every.interval
+        } else {
+            next + every.interval
+        };
     }
 }

@@ -145,6 +145,15 @@ impl FirstLoad {
     }
 }
 
+/// Marks the first load done when dropped.
+struct FinishFirstOnDrop(Arc<FirstLoad>);
+
+impl Drop for FinishFirstOnDrop {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
 /// Starts a loader refreshed every `interval` seconds: `bg(300).key("flags")`.
 /// Calls return the cached value and wait only for the very first load.
 /// `interval == 0` (or `ttl == 0`) schedules nothing: every call runs the
@@ -424,7 +433,12 @@ where
     E: fmt::Debug + Send + 'static,
 {
     let (policy, first) = (Arc::clone(policy), Arc::clone(first));
+    // Dropped with the task, i.e. whenever the job ends (stopped, shut
+    // down, or dropped before it ever ran): callers waiting for the first
+    // load then stop waiting and load inline.
+    let ended = Arc::new(FinishFirstOnDrop(Arc::clone(&first)));
     let finish = move |result: Result<(), RefreshError<E>>, first: &FirstLoad| {
+        let _ = &ended;
         if let Err(error) = result {
             let error = BgError {
                 key: key.clone(),

@@ -213,3 +213,59 @@ fn reader_gets_never_touch_the_store() {
     }
     assert_eq!(store.gets.load(Ordering::SeqCst), before);
 }
+
+#[test]
+fn a_loader_stopped_before_its_first_load_still_answers() {
+    // The clock never reaches the first tick, so the job never runs.
+    let clock = ManualClock::new(T0);
+    let calls = Calls::default();
+    let c = calls.clone();
+    let flags = bg(60)
+        .key("sync:stopped_early")
+        .run_immediately(false)
+        .clock(clock.clone())
+        .wrap(move || c.bump())
+        .unwrap();
+    flags.stop_and_wait();
+    assert_eq!(flags.get(), 1, "loads inline");
+
+    let immediate = bg(60)
+        .key("sync:stopped_before_start")
+        .clock(clock)
+        .scheduler(StoppedScheduler)
+        .wrap(|| 7u8)
+        .unwrap();
+    assert_eq!(
+        immediate.get(),
+        7,
+        "a job dropped before it ran does not wedge get()"
+    );
+}
+
+/// A scheduler whose periodic jobs are dropped before they ever run, as a
+/// runtime that is shutting down does.
+#[derive(Debug)]
+struct StoppedScheduler;
+
+impl advanced_caching::Scheduler for StoppedScheduler {
+    fn spawn(
+        &self,
+        _: advanced_caching::BoxFuture<'static, ()>,
+    ) -> Result<(), advanced_caching::Error> {
+        Ok(())
+    }
+    fn spawn_blocking(
+        &self,
+        _: advanced_caching::crates::core::BlockingJob,
+    ) -> Result<(), advanced_caching::Error> {
+        Ok(())
+    }
+    fn every(
+        &self,
+        every: advanced_caching::crates::core::Every,
+    ) -> Result<advanced_caching::crates::core::JobHandle, advanced_caching::Error> {
+        let (handle, control) = advanced_caching::crates::core::JobHandle::new();
+        drop((every, control));
+        Ok(handle)
+    }
+}

@@ -331,6 +331,66 @@ mod tests {
         assert!(ticks.try_recv().is_err(), "no tick after the drop");
     }
 
+    fn ticking<C: ac_core::Clock + Clone>(
+        clock: &C,
+        interval: f64,
+    ) -> (JobHandle, mpsc::Receiver<f64>) {
+        use ac_core::scheduler::Task;
+        use std::sync::Arc;
+        let (tx, ticks) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let now = clock.clone();
+        let task = Task::Blocking(Arc::new(move || {
+            let _ = tx.lock().unwrap().send(now.now());
+        }));
+        let handle = ThreadScheduler::new("tick-test", 1)
+            .unwrap()
+            .every(Every {
+                interval,
+                start: clock.now(),
+                clock: Arc::new(clock.clone()),
+                task,
+            })
+            .unwrap();
+        (handle, ticks)
+    }
+
+    /// Real time minus an offset the test can step, like NTP stepping the
+    /// wall clock back; no alarm, so jobs sleep on the runtime's timer.
+    #[derive(Debug, Clone, Default)]
+    struct SteppedClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+    impl ac_core::Clock for SteppedClock {
+        fn now(&self) -> f64 {
+            let offset = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            ac_core::clock::unix_now() - f64::from_bits(offset)
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_delays_a_job_by_one_interval_at_most() {
+        let clock = SteppedClock::default();
+        let (_handle, ticks) = ticking(&clock, 0.2);
+        ticks.recv_timeout(Duration::from_secs(10)).unwrap();
+        clock
+            .0
+            .store(1000f64.to_bits(), std::sync::atomic::Ordering::SeqCst);
+        ticks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("ran about an interval after the step, not 1000 s later");
+    }
+
+    #[test]
+    fn an_infinite_interval_runs_once_and_waits_without_panicking() {
+        let clock = crate::ManualClock::new(0.0);
+        let (handle, ticks) = ticking(&clock, f64::INFINITY);
+        ticks.recv_timeout(Duration::from_secs(10)).unwrap();
+        clock.advance(1e12);
+        assert!(ticks.recv_timeout(Duration::from_millis(200)).is_err());
+        handle.join();
+        assert!(handle.is_finished());
+    }
+
     #[test]
     fn zero_threads_is_refused() {
         let err = ThreadScheduler::new("x", 0).unwrap_err();
