@@ -234,24 +234,25 @@ impl GcpCloudMonitoringMetrics {
             "{}/v3/projects/{}/timeSeries",
             self.inner.endpoint, self.inner.project_id
         );
+        // Every chunk is sent even if one is refused (one bad series must
+        // not hold back the others); the first failure is returned.
+        let mut first_error = None;
         for body in requests {
-            let response = self
+            let sent = self
                 .inner
                 .agent
                 .post(&url)
                 .header("Authorization", &format!("Bearer {token}"))
                 .header("Content-Type", "application/json")
-                .send(body.to_string().as_bytes())
-                .map_err(|e| Error::store("gcp-metrics", format!("POST {url}: {e}")))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(Error::store(
-                    "gcp-metrics",
-                    format!("POST {url}: HTTP {status}"),
-                ));
-            }
+                .send(body.to_string().as_bytes());
+            let error = match sent {
+                Ok(response) if response.status().is_success() => continue,
+                Ok(response) => format!("POST {url}: HTTP {}", response.status()),
+                Err(e) => format!("POST {url}: {e}"),
+            };
+            first_error.get_or_insert(Error::store("gcp-metrics", error));
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn series(&self, now: SystemTime) -> Vec<Value> {

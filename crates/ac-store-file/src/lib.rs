@@ -40,7 +40,7 @@ mod name;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +59,9 @@ const LOCK_FILE: &str = ".ac-lock";
 /// Keep-until of entries stored without a ttl: 2200-01-01 (file systems
 /// store modification times up to at least 2038, ext4 and XFS far beyond).
 const NEVER: u64 = 7_258_118_400;
+
+/// Bytes read to check a file's header: enough for gzip to inflate 16.
+const HEADER_PREFIX: usize = 4096;
 
 /// The sub-second part of a modification time that is a keep-until time.
 const MARK_NANOS: u32 = 271_828_182;
@@ -214,9 +217,25 @@ impl LocalFileCache {
     /// Whether an entry file is live at `now`, or `None` if it is missing
     /// or not an entry.
     fn liveness(&self, path: &Path, now: f64) -> Option<bool> {
-        let bytes = fs::read(path).ok()?;
-        let (fresh_until, _) = decode_header(&bytes, self.inner.compression).ok()?;
+        let (fresh_until, _) = self.header(path)?;
         Some(is_live(&fs::metadata(path).ok()?, fresh_until, now))
+    }
+
+    /// The header of an entry file, reading only its first bytes, if the
+    /// file plausibly is an entry: a header that decodes, created since
+    /// 1973 and before 5138, fresh no earlier than created. `clear` and
+    /// `sweep` delete only such files, not any file whose first 16 bytes
+    /// happen to decode as two floats.
+    fn header(&self, path: &Path) -> Option<(f64, f64)> {
+        let mut prefix = Vec::with_capacity(HEADER_PREFIX);
+        File::open(path)
+            .ok()?
+            .take(HEADER_PREFIX as u64)
+            .read_to_end(&mut prefix)
+            .ok()?;
+        let (fresh_until, created_at) = decode_header(&prefix, self.inner.compression).ok()?;
+        let plausible = (1e8..1e11).contains(&created_at) && fresh_until >= created_at;
+        plausible.then_some((fresh_until, created_at))
     }
 
     fn read(&self, key: &str, decoder: &dyn Decoder) -> Result<Option<Entry>, Error> {
@@ -226,8 +245,15 @@ impl LocalFileCache {
                 let metadata = file
                     .metadata()
                     .map_err(|e| io_error("cannot stat", &path, e))?;
+                if metadata.len() > ac_serde::codec::MAX_INFLATED {
+                    return Err(Error::Corrupt(format!(
+                        "{}: {} bytes, more than an entry may hold",
+                        path.display(),
+                        metadata.len()
+                    )));
+                }
                 let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-                io::Read::read_to_end(&mut file, &mut bytes)
+                file.read_to_end(&mut bytes)
                     .map_err(|e| io_error("cannot read", &path, e))?;
                 (bytes, metadata)
             }
@@ -251,9 +277,6 @@ impl LocalFileCache {
     fn write(&self, key: &str, entry: &Entry, ttl: Option<Duration>) -> Result<(), Error> {
         let bytes = encode_entry(entry, &*self.inner.serializer, self.inner.compression)?;
         let path = self.path_of(key);
-        if self.inner.dedupe_writes && fs::read(&path).is_ok_and(|old| old == bytes) {
-            return Ok(());
-        }
         let keep_until = ttl.map_or(NEVER, |ttl| {
             // Whole seconds, rounded up: the sub-second part is the mark.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -262,14 +285,27 @@ impl LocalFileCache {
                 .clamp(0.0, NEVER as f64) as u64;
             secs
         });
-        let temp = self.temp_path();
-        let written = (|| {
-            let mut file = OpenOptions::new()
+        let modified = UNIX_EPOCH + Duration::new(keep_until, MARK_NANOS);
+        if self.inner.dedupe_writes && fs::read(&path).is_ok_and(|old| old == bytes) {
+            // Same bytes: keep the file, but give it the new lifetime.
+            let touched = OpenOptions::new()
                 .write(true)
-                .create_new(true)
-                .open(&temp)?;
+                .open(&path)
+                .and_then(|file| file.set_modified(modified));
+            if touched.is_ok() {
+                return Ok(());
+            }
+        }
+        let temp = self.temp_path();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| io_error("cannot create", &temp, e))?;
+        // From here on the temporary file is ours to remove on failure.
+        let written = (|| {
             file.write_all(&bytes)?;
-            file.set_modified(UNIX_EPOCH + Duration::new(keep_until, MARK_NANOS))?;
+            file.set_modified(modified)?;
             file.sync_all()?;
             fs::rename(&temp, &path)
         })();
@@ -372,9 +408,7 @@ impl Store for LocalFileCache {
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             for path in self.entry_files()? {
-                let is_entry = fs::read(&path)
-                    .is_ok_and(|bytes| decode_header(&bytes, self.inner.compression).is_ok());
-                if is_entry {
+                if self.header(&path).is_some() {
                     match fs::remove_file(&path) {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => {
                             return Err(io_error("cannot delete", &path, e));

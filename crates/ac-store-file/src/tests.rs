@@ -67,6 +67,45 @@ fn a_corrupt_file_is_an_error_naming_it_not_a_panic() {
 }
 
 #[test]
+fn clear_spares_files_that_only_look_like_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalFileCache::new(dir.path()).unwrap().compress(false);
+    // 16+ bytes decode as two floats, but not as plausible entry times.
+    fs::write(
+        dir.path().join("README.md"),
+        "# a readme, not a cache entry\n",
+    )
+    .unwrap();
+    block_on(cache.set("k", entry(1u8, f64::INFINITY), None)).unwrap();
+    block_on(cache.clear()).unwrap();
+    assert!(dir.path().join("README.md").exists());
+    assert!(!cache.path_of("k").exists());
+}
+
+#[test]
+fn a_huge_file_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let huge = File::create(cache.path_of("huge")).unwrap();
+    huge.set_len(ac_serde::codec::MAX_INFLATED + 1).unwrap(); // sparse
+    let error = get::<String>(&cache, "huge").unwrap_err().to_string();
+    assert!(error.contains("more than an entry may hold"), "{error}");
+}
+
+#[test]
+fn a_deduplicated_write_still_extends_the_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let cache = store(dir.path(), &clock).dedupe_writes(true);
+    let same = entry(String::from("v"), T0 + 5.0);
+    block_on(cache.set("k", same.clone(), Some(Duration::from_secs(10)))).unwrap();
+    clock.advance(8.0);
+    block_on(cache.set("k", same, Some(Duration::from_secs(10)))).unwrap();
+    clock.advance(8.0); // 16 s after the first write, 8 s after the second
+    assert_eq!(get::<String>(&cache, "k").unwrap().as_deref(), Some("v"));
+}
+
+#[test]
 fn clear_removes_only_entries() {
     let dir = tempfile::tempdir().unwrap();
     let cache = LocalFileCache::new(dir.path()).unwrap();

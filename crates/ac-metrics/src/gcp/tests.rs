@@ -186,6 +186,15 @@ fn series_are_batched_by_two_hundred() {
         .collect();
     assert_eq!(sizes, vec![200, 200, 50]);
     assert!(api.requests.try_recv().is_err(), "exactly three requests");
+
+    // A refused chunk does not hold back the others.
+    *api.status.lock().unwrap() = 400;
+    assert!(m.flush().is_err());
+    for _ in 0..3 {
+        api.requests
+            .recv_timeout(WAIT)
+            .expect("every chunk was still sent");
+    }
 }
 
 #[test]
