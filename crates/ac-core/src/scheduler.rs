@@ -152,9 +152,14 @@ impl JobHandle {
     }
 
     /// Stops the job and blocks until it has finished (and its thread, if
-    /// it has one, has exited). Do not call from inside the job.
+    /// it has one, has exited). Called from inside the job's own run (say,
+    /// a loader that shuts everything down), it only stops the job: waiting
+    /// for itself would never end.
     pub fn join(&self) {
         self.stop();
+        if self.is_running_here() {
+            return;
+        }
         loop {
             let listener = self.state.done.listen();
             if self.is_finished() {
@@ -176,9 +181,12 @@ impl JobHandle {
     }
 
     /// Stops the job and waits, without blocking a thread, until it has
-    /// finished.
+    /// finished (from inside the job's own run, it only stops it).
     pub async fn join_async(&self) {
         self.stop();
+        if self.is_running_here() {
+            return;
+        }
         loop {
             let listener = self.state.done.listen();
             if self.is_finished() {
@@ -187,6 +195,30 @@ impl JobHandle {
             listener.await;
         }
     }
+}
+
+impl JobHandle {
+    /// Whether this job's task is what the current thread is running.
+    fn is_running_here(&self) -> bool {
+        RUNNING.with(|running| running.get() == job_id(&self.state))
+    }
+}
+
+thread_local! {
+    /// The job whose task this thread is running (0: none).
+    static RUNNING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn job_id(state: &Arc<JobState>) -> usize {
+    Arc::as_ptr(state) as usize
+}
+
+/// Runs `f` with `id` marked as the job this thread is running.
+fn running<R>(id: usize, f: impl FnOnce() -> R) -> R {
+    let outer = RUNNING.with(|running| running.replace(id));
+    let result = f();
+    RUNNING.with(|running| running.set(outer));
+    result
 }
 
 impl Drop for JobHandle {
@@ -268,9 +300,13 @@ where
             return;
         }
         let started = every.clock.now();
+        let id = job_id(&control.state);
         match &every.task {
-            Task::Async(run) => run().await,
-            Task::Blocking(run) => run(),
+            Task::Async(run) => {
+                let mut task = run();
+                poll_fn(|cx| running(id, || task.as_mut().poll(cx))).await;
+            }
+            Task::Blocking(run) => running(id, || run()),
         }
         // Keep the fixed schedule; but a run that started late (its thread
         // or task was busy) is followed one full interval later, so starts

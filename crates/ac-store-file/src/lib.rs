@@ -8,7 +8,10 @@
 //! a dot) is its own file name, as in Python, so both share entries; any
 //! other key is escaped so that names never collide (`a/b` and `a_b` are
 //! two files) and never leave the directory (`../../x`, absolute paths,
-//! NUL, 1 KiB keys all work).
+//! NUL, 1 KiB keys all work). Names are case-sensitive: on a
+//! case-insensitive file system (macOS and Windows defaults) keys that
+//! differ only in case share a file; use such a directory only with keys
+//! that do not.
 //!
 //! # Writes
 //! A write goes to a unique temporary file in the same directory (its name
