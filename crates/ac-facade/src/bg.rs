@@ -71,8 +71,13 @@ fn jobs() -> &'static Mutex<Vec<Weak<JobHandle>>> {
 }
 
 fn register_job(job: JobHandle) -> Arc<JobHandle> {
+    register_job_in(&mut lock(jobs()), job)
+}
+
+/// Registers `job` in the locked job list (see [`shutdown`] for why a
+/// writer's build holds that lock across its registrations).
+fn register_job_in(jobs: &mut Vec<Weak<JobHandle>>, job: JobHandle) -> Arc<JobHandle> {
     let job = Arc::new(job);
-    let mut jobs = lock(jobs());
     jobs.retain(|weak| weak.strong_count() > 0);
     jobs.push(Arc::downgrade(&job));
     job
@@ -334,6 +339,9 @@ impl BgBuilder {
         let clock = options.take_clock();
         let store = options.take_store(&clock)?;
         let scheduler = options.take_scheduler(is_async);
+        // A writer registers itself and its job under the job-list lock, so
+        // a concurrent shutdown sees both or neither.
+        let mut job_list = self.writer.then(|| lock(jobs()));
         let registration = if self.writer {
             Some(register_writer(&key, &store, interval, ttl)?)
         } else {
@@ -374,7 +382,10 @@ impl BgBuilder {
             task,
         };
         let job = match scheduler.every(every) {
-            Ok(job) => Some(register_job(job)),
+            Ok(job) => Some(match job_list.as_deref_mut() {
+                Some(jobs) => register_job_in(jobs, job),
+                None => register_job(job),
+            }),
             Err(error) => {
                 // Without a schedule, calls still work: they load inline.
                 first.finish();
@@ -859,7 +870,6 @@ pub fn shutdown() {
     for job in take_jobs() {
         job.join();
     }
-    lock(writers()).clear();
 }
 
 /// [`shutdown`] without blocking a thread.
@@ -867,11 +877,15 @@ pub async fn shutdown_async() {
     for job in take_jobs() {
         job.join_async().await;
     }
-    lock(writers()).clear();
 }
 
+/// Takes every job and forgets every writer in one step under the job-list
+/// lock: a writer being built concurrently either is in both (and is
+/// stopped) or registers after (and lives on), never half of each.
 fn take_jobs() -> Vec<Arc<JobHandle>> {
-    std::mem::take(&mut *lock(jobs()))
+    let mut jobs = lock(jobs());
+    lock(writers()).clear();
+    std::mem::take(&mut *jobs)
         .into_iter()
         .filter_map(|weak| weak.upgrade())
         .collect()
