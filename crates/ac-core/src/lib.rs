@@ -36,6 +36,15 @@ pub use scheduler::{BlockingJob, Every, JobHandle, Scheduler, Task};
 pub use serializer::{ErasedDeserializer, Serializer};
 pub use store::{BoxFuture, IntoStore, Local, Store, Usage};
 
+/// Locks `mutex`, ignoring poisoning: every critical section in this crate
+/// is a single assignment or map operation, so a panic elsewhere cannot
+/// leave the data half-updated.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs a future to completion on the current thread, parking it while the
 /// future waits. For sync code calling async store methods.
 pub use pollster::block_on;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -133,11 +133,7 @@ impl JobHandle {
 
     /// Records the thread running the job, so [`JobHandle::join`] joins it.
     pub fn set_thread(&self, thread: JoinHandle<()>) {
-        *self
-            .state
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        *crate::lock(&self.state.thread) = Some(thread);
     }
 
     /// Asks the job to stop; a run in progress completes.
@@ -156,23 +152,11 @@ impl JobHandle {
     /// a loader that shuts everything down), it only stops the job: waiting
     /// for itself would never end.
     pub fn join(&self) {
-        self.stop();
+        crate::block_on(self.join_async());
         if self.is_running_here() {
             return;
         }
-        loop {
-            let listener = self.state.done.listen();
-            if self.is_finished() {
-                break;
-            }
-            listener.wait();
-        }
-        let thread = self
-            .state
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let thread = crate::lock(&self.state.thread).take();
         if let Some(thread) = thread {
             if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
                 tracing::error!("periodic job thread panicked");

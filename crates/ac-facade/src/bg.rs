@@ -15,7 +15,7 @@ use ac_core::{
     MetricsCollector, PolicyConfig, RefreshError, Store, TypedDecoder,
 };
 use ac_store_mem::InMemCache;
-use event_listener::{Event, Listener};
+use event_listener::Event;
 
 use crate::options::{Options, option_setters};
 use crate::outcome::{Fallible, Outcome, Plain};
@@ -127,16 +127,6 @@ impl FirstLoad {
     #[inline]
     fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
-    }
-
-    fn wait_blocking(&self) {
-        while !self.is_done() {
-            let listener = self.event.listen();
-            if self.is_done() {
-                return;
-            }
-            listener.wait();
-        }
     }
 
     async fn wait(&self) {
@@ -558,7 +548,7 @@ impl<T: CacheValue, O: Outcome> BgLoader<T, O> {
     #[inline]
     pub fn get(&self) -> O::Output<T> {
         if !self.first.is_done() {
-            self.first.wait_blocking();
+            ac_core::block_on(self.first.wait());
         }
         O::output(self.policy.call_blocking(()))
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ac_core::scheduler::{Every, JobHandle, Task};
@@ -10,7 +10,7 @@ use ac_core::{Clock, Error, MetricsCollector, Scheduler};
 use ac_sched::{CoarseClock, ThreadScheduler};
 use serde_json::{Value, json};
 
-use crate::InMemoryMetrics;
+use crate::{InMemoryMetrics, lock};
 
 /// The most time series one `timeSeries.create` request may carry.
 pub const MAX_SERIES_PER_REQUEST: usize = 200;
@@ -178,10 +178,6 @@ impl GcpMetricsBuilder {
         *lock(&metrics.inner.job) = Some(job);
         Ok(metrics)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Tokens {

@@ -10,6 +10,14 @@
 //! (`gcp`).
 #![forbid(unsafe_code)]
 
+/// Locks `mutex`, ignoring poisoning: the critical sections here are single
+/// histogram records, map updates or assignments.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(feature = "gcp")]
 mod gcp;
 mod memory;

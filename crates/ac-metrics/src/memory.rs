@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use ac_core::MetricsCollector;
@@ -35,14 +37,14 @@ impl Latency {
             .unwrap_or(u64::MAX)
             .max(1);
         let shard = &self.shards[shard_index()];
-        let mut histogram = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut histogram = lock(shard);
         histogram.saturating_record(nanos);
     }
 
     fn merged(&self) -> Histogram<u64> {
         let mut all = histogram();
         for shard in &*self.shards {
-            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let shard = lock(shard);
             // Same bounds and precision: adding cannot fail.
             let _ = all.add(&*shard);
         }
@@ -330,11 +332,7 @@ fn snapshot(stats: &PerCache) -> CacheStats {
         deletes: c.deletes.load(Ordering::Relaxed),
         memory_bytes: c.memory_bytes.load(Ordering::Relaxed),
         entries: c.entries.load(Ordering::Relaxed),
-        errors_by: stats
-            .errors_by
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone(),
+        errors_by: lock(&stats.errors_by).clone(),
         latency,
     }
 }
@@ -373,10 +371,7 @@ impl MetricsCollector for InMemoryMetrics {
     fn record_error(&self, cache: &str, operation: &str, error_type: &str) {
         let stats = self.cache(cache);
         stats.counters.errors.fetch_add(1, Ordering::Relaxed);
-        *stats
-            .errors_by
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        *lock(&stats.errors_by)
             .entry(format!("{operation}.{error_type}"))
             .or_default() += 1;
     }

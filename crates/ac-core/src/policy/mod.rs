@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use single_flight::{Join, Outcome, SingleFlight};
 use crate::clock::{check_seconds, ttl_duration};
 use crate::{
     BoxFuture, CacheValue, Clock, ClockReader, Entry, Error, KeySpec, Local, MetricsCollector,
-    Scheduler, Store, TypedDecoder, Value,
+    Scheduler, Store, TypedDecoder, Value, lock,
 };
 
 /// One in this many in-process lookups is timed when metrics are on: two
@@ -58,12 +58,6 @@ fn sample_latency() -> bool {
 
 /// Added to the keep-time a policy asks of the store (see `write`).
 const KEEP_MARGIN: Duration = Duration::from_millis(1);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections are single map operations: a panic cannot leave
-    // the map half-updated, so poisoning carries no information.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The function a policy caches: sync (run on the caller's thread) or async.
 pub enum Loader<A, T, E> {

@@ -6,15 +6,11 @@
 //! future is dropped, waiters elect a new leader, so a key is never wedged.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 
 use event_listener::Event;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these short critical sections leaves the data
-    // consistent (single assignments), so poisoning carries no information.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 enum State<T> {
     Running,
