@@ -297,6 +297,8 @@ where
         if self.ttl == 0.0 {
             return load(args);
         }
+        // Mirrors CallAsync::poll on purpose: a shared helper that carried
+        // the arguments through one more enum measured ~4 ns slower a hit.
         match self.step(&args) {
             Step::Done(value) => Ok(value),
             Step::Refresh(value, key) => {
