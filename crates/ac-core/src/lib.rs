@@ -9,11 +9,13 @@
 //! - [`MetricsCollector`]: where hits, misses and errors go; [`NullMetrics`]
 //!   is the default and costs nothing.
 //! - [`CachePolicy`]: TTL, stale-while-revalidate and single flight.
+//! - [`ChainCache`] / [`HybridCache`]: stores stacked fastest first.
 //!
 //! This crate does no I/O and needs no async runtime. Applications use the
 //! `advanced-caching` facade; backend authors depend on this crate alone.
 #![forbid(unsafe_code)]
 
+mod chain;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -26,6 +28,7 @@ pub mod scheduler;
 mod serializer;
 mod store;
 
+pub use chain::{ChainCache, HybridCache};
 pub use clock::{Clock, ClockReader, IntoSeconds, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};

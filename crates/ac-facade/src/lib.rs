@@ -7,9 +7,9 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, CacheValue, Clock, Decoder, Entry, Error, IntoSeconds, IntoStore, KeyArgs,
-    KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, Serializer,
-    Store, TypedDecoder, Usage, Value,
+    BoxFuture, CacheValue, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoSeconds,
+    IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result,
+    Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
@@ -31,6 +31,8 @@ pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 #[cfg(feature = "file")]
 pub use ac_store_file::LocalFileCache;
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
+#[cfg(feature = "redis")]
+pub use ac_store_redis::{RedisCache, RedisCacheBuilder};
 pub use bg::{AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, bg};
 pub use cache::{AsyncCached, CacheBuilder, Cached, Call, NoKey, cache};
 pub use outcome::{Fallible, Outcome, Plain};
@@ -65,4 +67,6 @@ pub mod crates {
     #[cfg(feature = "file")]
     pub use ac_store_file as store_file;
     pub use ac_store_mem as store_mem;
+    #[cfg(feature = "redis")]
+    pub use ac_store_redis as store_redis;
 }

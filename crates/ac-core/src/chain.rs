@@ -1,0 +1,307 @@
+//! [`ChainCache`]: N stores stacked fastest first, and [`HybridCache`], the
+//! two-level in-memory + shared-store convenience.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{
+    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, IntoStore, Local, PreciseClock, Store,
+    Usage,
+};
+
+/// Stores stacked fastest first (L1 → L2 → … → Ln), itself a [`Store`].
+///
+/// - A read tries the levels in order and returns the first fresh entry;
+///   a hit at L1 never touches L2. A hit at level *n* backfills the faster
+///   levels, each for the smaller of its level TTL and the entry's
+///   remaining freshness (a stale entry is not backfilled). If no level
+///   holds a fresh entry, the first stale one found is returned, so
+///   stale-while-revalidate keeps working.
+/// - Writes go through every level, each for the smaller of its level TTL
+///   and the caller's; `delete` and `clear` reach every level. Every level
+///   is attempted even when one fails; the first error is returned.
+/// - `set_if_absent` is decided by the slowest (shared) level, so of
+///   several processes exactly one wins; the winner's value then goes to
+///   the faster levels.
+/// - The in-process fast path is L1's: an L1 hit costs what an L1 hit
+///   costs. Because writes keep L1 entries no longer than their level TTL,
+///   the level TTL of L1 bounds how long a process serves a value without
+///   looking at the shared level.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use ac_core::{ChainCache, Store};
+/// # fn demo(l1: impl Store, l2: impl Store) -> Result<(), ac_core::Error> {
+/// let chain = ChainCache::build(
+///     [ac_core::IntoStore::into_store(l1), ac_core::IntoStore::into_store(l2)],
+///     [Some(Duration::from_secs(60)), None],
+/// )?;
+/// # let _ = chain; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ChainCache {
+    levels: Arc<[Level]>,
+    clock: ClockReader,
+}
+
+/// A level's store and its TTL.
+type Level = (Arc<dyn Store>, Option<Duration>);
+
+impl fmt::Debug for ChainCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for (store, ttl) in self.levels.iter() {
+            list.entry(&(store, ttl));
+        }
+        list.finish()
+    }
+}
+
+impl ChainCache {
+    /// A chain of `levels`, fastest first, each with its level TTL (`None`:
+    /// the caller's TTL as is).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for no levels, a TTL count that differs
+    /// from the level count, or a zero level TTL.
+    pub fn build(
+        levels: impl IntoIterator<Item = Arc<dyn Store>>,
+        ttls: impl IntoIterator<Item = Option<Duration>>,
+    ) -> Result<Self, Error> {
+        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
+        let ttls: Vec<Option<Duration>> = ttls.into_iter().collect();
+        if levels.is_empty() {
+            return Err(Error::InvalidConfig(
+                "ChainCache needs at least one level".to_owned(),
+            ));
+        }
+        if ttls.len() != levels.len() {
+            return Err(Error::InvalidConfig(format!(
+                "ChainCache: {} level TTLs for {} levels; give one per level (None: the caller's TTL)",
+                ttls.len(),
+                levels.len()
+            )));
+        }
+        if let Some(level) = ttls.iter().position(|ttl| ttl.is_some_and(|t| t.is_zero())) {
+            return Err(Error::InvalidConfig(format!(
+                "ChainCache: the TTL of level {} is zero; use None for the caller's TTL",
+                level + 1
+            )));
+        }
+        Ok(Self {
+            levels: levels.into_iter().zip(ttls).collect(),
+            clock: ClockReader::new(Arc::new(PreciseClock)),
+        })
+    }
+
+    /// A chain whose levels all keep the caller's TTL.
+    ///
+    /// # Errors
+    /// As [`ChainCache::build`].
+    pub fn new(levels: impl IntoIterator<Item = Arc<dyn Store>>) -> Result<Self, Error> {
+        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
+        let ttls = vec![None; levels.len()];
+        Self::build(levels, ttls)
+    }
+
+    /// The clock that decides freshness when choosing between levels and
+    /// how long backfills last (default: the system clock). Give it the
+    /// clock the cached functions use.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = ClockReader::new(Arc::new(clock));
+        self
+    }
+
+    /// The levels and their TTLs, fastest first.
+    pub fn levels(&self) -> impl Iterator<Item = (&Arc<dyn Store>, Option<Duration>)> {
+        self.levels.iter().map(|(store, ttl)| (store, *ttl))
+    }
+
+    /// The TTL of a level for a write whose caller asked `ttl`.
+    fn level_ttl(level: Option<Duration>, ttl: Option<Duration>) -> Option<Duration> {
+        match (level, ttl) {
+            (Some(level), Some(ttl)) => Some(level.min(ttl)),
+            (level, None) => level,
+            (None, ttl) => ttl,
+        }
+    }
+
+    /// Writes `entry` into levels `0..upto` for their TTLs bounded by
+    /// `ttl`, attempting all; the first error.
+    async fn write_levels(
+        &self,
+        key: &str,
+        entry: &Entry,
+        ttl: Option<Duration>,
+        upto: usize,
+    ) -> Result<(), Error> {
+        let mut first_error = None;
+        for (store, level_ttl) in &self.levels[..upto] {
+            let result = store
+                .set(key, entry.clone(), Self::level_ttl(*level_ttl, ttl))
+                .await;
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Store for ChainCache {
+    fn name(&self) -> &'static str {
+        "chain"
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut stale = None;
+            let mut first_error = None;
+            for (index, (store, _)) in self.levels.iter().enumerate() {
+                let entry = match store.get(key, decoder).await {
+                    Ok(Some(entry)) => entry,
+                    Ok(None) => continue,
+                    // A failing level is skipped: a slower one may answer.
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                };
+                if !entry.is_fresh(now) {
+                    stale.get_or_insert(entry);
+                    continue;
+                }
+                if index > 0 {
+                    let remaining = Duration::try_from_secs_f64(entry.fresh_until - now).ok();
+                    // Backfill failures cost a later L2 read, nothing more.
+                    let _ = self.write_levels(key, &entry, remaining, index).await;
+                }
+                return Ok(Some(entry));
+            }
+            match (stale, first_error) {
+                (Some(entry), _) => Ok(Some(entry)),
+                (None, Some(error)) => Err(error),
+                (None, None) => Ok(None),
+            }
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.write_levels(key, &entry, ttl, self.levels.len()).await })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let last = self.levels.len() - 1;
+            let (deepest, level_ttl) = &self.levels[last];
+            let won = deepest
+                .set_if_absent(key, entry.clone(), Self::level_ttl(*level_ttl, ttl))
+                .await?;
+            if won {
+                self.write_levels(key, &entry, ttl, last).await?;
+            }
+            Ok(won)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut first_error = None;
+            // Slowest first: a concurrent reader cannot backfill L1 from a
+            // level that still has the entry after L1 lost it.
+            for (store, _) in self.levels.iter().rev() {
+                if let Err(error) = store.delete(key).await {
+                    first_error.get_or_insert(error);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let mut first_error = None;
+            for (store, _) in self.levels.iter().rev() {
+                if let Err(error) = store.clear().await {
+                    first_error.get_or_insert(error);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    #[inline]
+    fn get_local(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
+        match self.levels[0].0.get_local(key, visit) {
+            Local::Missing if self.levels.len() > 1 => Local::Unsupported,
+            local => local,
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.levels[0].0.usage()
+    }
+}
+
+/// The two-level cache of the seed: an in-process L1 kept `l1_ttl`, in
+/// front of a shared L2 (Redis, say) kept `l2_ttl` (default `2 × l1_ttl`).
+///
+/// A [`ChainCache`] of two levels; build it with [`HybridCache::new`] and
+/// use it as a store.
+///
+/// ```
+/// # use std::time::Duration;
+/// # fn demo(l1: impl ac_core::Store, l2: impl ac_core::Store) -> Result<(), ac_core::Error> {
+/// let hybrid = ac_core::HybridCache::new(l1, l2, Duration::from_secs(60))?;
+/// # let _ = hybrid; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct HybridCache;
+
+impl HybridCache {
+    /// `l1` kept `l1_ttl`, `l2` kept `2 × l1_ttl` (both bounded by the
+    /// caller's TTL).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero `l1_ttl`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(
+        l1: impl IntoStore,
+        l2: impl IntoStore,
+        l1_ttl: Duration,
+    ) -> Result<ChainCache, Error> {
+        Self::with_l2_ttl(l1, l2, l1_ttl, l1_ttl.saturating_mul(2))
+    }
+
+    /// `l1` kept `l1_ttl`, `l2` kept `l2_ttl`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero TTL.
+    pub fn with_l2_ttl(
+        l1: impl IntoStore,
+        l2: impl IntoStore,
+        l1_ttl: Duration,
+        l2_ttl: Duration,
+    ) -> Result<ChainCache, Error> {
+        ChainCache::build(
+            [l1.into_store(), l2.into_store()],
+            [Some(l1_ttl), Some(l2_ttl)],
+        )
+    }
+}

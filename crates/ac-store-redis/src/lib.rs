@@ -1,0 +1,646 @@
+//! `RedisCache`: the Redis and Redis Cluster store of
+//! [advanced-caching](https://docs.rs/advanced-caching), on
+//! [fred](https://docs.rs/fred).
+//!
+//! Entries are stored under `prefix + key` as the Python package's
+//! `pack_entry` bytes (see [`ac_serde::codec`]), so Rust and Python
+//! processes sharing a Redis share entries; the default serializer is JSON.
+//!
+//! - Every write carries a real Redis expiry (`SET … PX`) covering the whole
+//!   life of the entry, stale window included; only entries the caller
+//!   keeps "forever" (`ttl: None`) have none.
+//! - `set_if_absent` is `SET NX PX`, atomic across processes.
+//! - `clear()` removes only keys under the prefix, with `SCAN` + `UNLINK` on
+//!   every primary of a cluster, in same-slot batches; with an empty prefix
+//!   it refuses rather than flush a shared database.
+//! - Commands fail fast while the connection is down (the caching policy
+//!   then runs the function and counts the error) and the client reconnects
+//!   in the background, so a Redis outage never fails a cached call and the
+//!   cache works again once Redis is back.
+//!
+//! The store drives its own small Tokio runtime (one worker thread shared by
+//! every `RedisCache` of the process), so it works the same from plain
+//! threads, from Tokio, async-std or smol tasks, and from sync functions
+//! called inside a Tokio runtime.
+//!
+//! ```no_run
+//! use ac_store_redis::RedisCache;
+//! # fn main() -> Result<(), ac_core::Error> {
+//! let store = RedisCache::builder("redis://127.0.0.1:6379/0")
+//!     .pool_size(4)
+//!     .build()?
+//!     .prefix("myapp:");
+//! # let _ = store; Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ac_core::{BoxFuture, Decoder, Entry, Error, Serializer, Store};
+use ac_serde::codec::{Compression, decode_entry, encode_entry};
+use fred::bytes::Bytes;
+use fred::prelude::{
+    Builder, ClientLike, Config, Expiration, KeysInterface, Options, Pool, ReconnectPolicy,
+    SetOptions,
+};
+use fred::types::Value as RedisValue;
+use futures_util::StreamExt as _;
+
+/// The store's name in logs, errors and metrics.
+const NAME: &str = "redis";
+
+/// Keys per `UNLINK` / `MGET` batch.
+const BATCH: usize = 512;
+
+/// A Redis (single node, cluster, sentinel or unix-socket) store.
+///
+/// Cloning is cheap and shares the connections. Build one with
+/// [`RedisCache::from_url`], [`RedisCache::builder`] or, from a fred pool
+/// you configured yourself, [`RedisCache::from_pool`]; then set
+/// [`prefix`](Self::prefix), [`serializer`](Self::serializer) and
+/// [`dedupe_writes`](Self::dedupe_writes).
+#[derive(Clone)]
+pub struct RedisCache {
+    pool: Pool,
+    runtime: tokio::runtime::Handle,
+    prefix: Arc<str>,
+    serializer: Arc<dyn Serializer>,
+    dedupe_writes: bool,
+    options: Options,
+    /// The server address with any password removed, for `Debug`.
+    target: Arc<str>,
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("serializer", &self.serializer.name())
+            .field("dedupe_writes", &self.dedupe_writes)
+            .field("pool_size", &self.pool.size())
+            .finish()
+    }
+}
+
+/// Builds a [`RedisCache`] from a URL: `redis://`, `rediss://` (feature
+/// `tls`), `redis-cluster://h:p?node=h:p&node=…`, `redis-sentinel://…`
+/// or `redis+unix:///path/to/socket`, as fred's
+/// [`Config::from_url`](fred::types::config::Config::from_url) reads them.
+#[derive(Clone)]
+pub struct RedisCacheBuilder {
+    url: String,
+    pool_size: usize,
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for RedisCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCacheBuilder")
+            .field("url", &redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl RedisCacheBuilder {
+    /// Connections in the pool (round-robin); default 2.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long one command may take before it counts as a store error;
+    /// default 1 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long [`build`](Self::build) waits for the first connection, and
+    /// the TCP/TLS connect timeout; default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Parses the URL, creates the pool and connects it.
+    ///
+    /// If Redis cannot be reached within the connect timeout, the store is
+    /// still returned (a warning is logged) and keeps reconnecting in the
+    /// background; until then every command fails fast and cached calls run
+    /// their functions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a URL fred cannot read (the message
+    /// never contains the password), a zero pool size or a zero timeout.
+    pub fn build(self) -> Result<RedisCache, Error> {
+        let target = redact(&self.url);
+        if self.pool_size == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "RedisCache for {target}: pool size must be at least 1"
+            )));
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::InvalidConfig(format!(
+                "RedisCache for {target}: timeouts must be positive"
+            )));
+        }
+        let mut config = Config::from_url(&self.url).map_err(|e| {
+            Error::InvalidConfig(format!(
+                "RedisCache: cannot read Redis URL {target}: {}",
+                e.details()
+            ))
+        })?;
+        // A store that is down when the service starts must not fail
+        // construction: keep reconnecting instead.
+        config.fail_fast = false;
+        let mut builder = Builder::from_config(config);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .with_connection_config(|c| {
+                c.connection_timeout = self.connect_timeout;
+                c.internal_command_timeout = self.connect_timeout;
+                c.max_command_attempts = 2;
+            })
+            .with_performance_config(|p| p.default_command_timeout = self.timeout);
+        let pool = builder.build_pool(self.pool_size).map_err(|e| {
+            Error::InvalidConfig(format!("RedisCache for {target}: {}", e.details()))
+        })?;
+        let runtime = runtime()?;
+        {
+            let _enter = runtime.enter();
+            let _connections = pool.connect();
+        }
+        let waiting = pool.clone();
+        let wait = self.connect_timeout;
+        let connected =
+            ac_core::block_on(runtime.spawn(async move {
+                tokio::time::timeout(wait, waiting.wait_for_connect()).await
+            }));
+        if !matches!(connected, Ok(Ok(Ok(())))) {
+            tracing::warn!(
+                target: "advanced_caching",
+                redis = %target,
+                "RedisCache: Redis not reachable yet; reconnecting in the background",
+            );
+        }
+        let mut cache = RedisCache::from_pool_on(pool, runtime);
+        cache.target = target.into();
+        cache.options.timeout = Some(self.timeout);
+        Ok(cache)
+    }
+}
+
+/// The process-wide runtime that drives every `RedisCache`'s connections.
+fn runtime() -> Result<tokio::runtime::Handle, Error> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("ac-redis")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map(|rt| rt.handle().clone())
+        .map_err(|e| Error::store(NAME, format!("cannot start the Redis runtime: {e}")))
+}
+
+/// `url` with the password (if any) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Escapes glob metacharacters so `prefix` matches itself in `SCAN MATCH`.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('*');
+    out
+}
+
+fn redis_error(error: fred::error::Error) -> Error {
+    Error::store(NAME, error.to_string())
+}
+
+/// Milliseconds for `SET PX`, rounded up (Redis rejects 0).
+fn millis(ttl: Duration) -> i64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000).max(1);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl RedisCache {
+    /// A store for `url`, with the default pool size and timeouts.
+    ///
+    /// # Errors
+    /// As [`RedisCacheBuilder::build`].
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        Self::builder(url).build()
+    }
+
+    /// A builder for `url`, to set the pool size and timeouts.
+    pub fn builder(url: impl Into<String>) -> RedisCacheBuilder {
+        RedisCacheBuilder {
+            url: url.into(),
+            pool_size: 2,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A store over a fred pool you built and connected yourself (any
+    /// topology, TLS, credentials provider...). A single
+    /// [`Client`](fred::clients::Client) becomes a pool with
+    /// `Pool::from_clients(vec![client])`.
+    ///
+    /// # Errors
+    /// If the store's runtime cannot start.
+    pub fn from_pool(pool: Pool) -> Result<Self, Error> {
+        Ok(Self::from_pool_on(pool, runtime()?))
+    }
+
+    fn from_pool_on(pool: Pool, runtime: tokio::runtime::Handle) -> Self {
+        let target = pool
+            .next()
+            .active_connections()
+            .into_iter()
+            .next()
+            .map(|server| server.to_string())
+            .unwrap_or_else(|| "redis".to_owned());
+        Self {
+            pool,
+            runtime,
+            prefix: Arc::from(""),
+            serializer: Arc::new(ac_serde::Json),
+            dedupe_writes: false,
+            options: Options {
+                fail_fast: true,
+                timeout: Some(Duration::from_secs(1)),
+                ..Options::default()
+            },
+            target: target.into(),
+        }
+    }
+
+    /// Prepends `prefix` to every key (as the Python package does). Give
+    /// each application or cache its own prefix: `clear()` removes exactly
+    /// the keys under it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    /// The serializer of values (default JSON).
+    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// When on, a write first reads the key and, if Redis already holds
+    /// the same bytes, only extends its expiry (saves bandwidth and
+    /// replication traffic for large, rarely changing values).
+    pub fn dedupe_writes(mut self, dedupe: bool) -> Self {
+        self.dedupe_writes = dedupe;
+        self
+    }
+
+    /// The fred pool, for commands of your own.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The Redis key under which `key` is stored.
+    pub fn redis_key(&self, key: &str) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + key.len());
+        out.push_str(&self.prefix);
+        out.push_str(key);
+        out
+    }
+
+    /// Runs `command` with a client of the pool (fail-fast, with the
+    /// command timeout) on the store's runtime, so callers on any executor,
+    /// or none, can await it.
+    fn run<T, F, Fut>(&self, command: F) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(fred::clients::WithOptions<fred::clients::Client>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, fred::error::Error>> + Send + 'static,
+    {
+        // Skips clients still reconnecting after an outage.
+        let client = self.pool.next_connected().with_options(&self.options);
+        let task = self.runtime.spawn(command(client));
+        async move {
+            match task.await {
+                Ok(result) => result.map_err(redis_error),
+                Err(join) => Err(Error::store(NAME, format!("Redis task failed: {join}"))),
+            }
+        }
+    }
+
+    fn encode(&self, entry: &Entry) -> Result<Bytes, Error> {
+        encode_entry(entry, &*self.serializer, Compression::None).map(Bytes::from)
+    }
+
+    fn decode(&self, bytes: &[u8], decoder: &dyn Decoder) -> Result<Entry, Error> {
+        decode_entry(bytes, &*self.serializer, decoder, Compression::None)
+    }
+
+    /// `SET key bytes [PX ttl]`, or with dedupe, only `PEXPIRE` when the
+    /// same bytes are there.
+    fn write(
+        &self,
+        key: String,
+        bytes: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
+        let dedupe = self.dedupe_writes;
+        self.run(move |client| async move {
+            if dedupe {
+                let existing: Option<Bytes> = client.get(key.as_str()).await?;
+                if existing.as_ref() == Some(&bytes) {
+                    match ttl {
+                        Some(ttl) => {
+                            client
+                                .pexpire::<(), _>(key.as_str(), millis(ttl), None)
+                                .await?
+                        }
+                        None => client.persist::<(), _>(key.as_str()).await?,
+                    }
+                    return Ok(());
+                }
+            }
+            client
+                .set::<(), _, _>(key, bytes, expire, None, false)
+                .await
+        })
+    }
+
+    /// Whether the connected server is a cluster.
+    fn clustered(&self) -> bool {
+        self.pool.next().is_clustered()
+    }
+}
+
+/// Splits `keys` into groups that may share one multi-key command: one
+/// group per hash slot on a cluster, one group otherwise. Keeps the index
+/// of each key in `keys`.
+fn slot_groups(keys: &[String], clustered: bool) -> Vec<Vec<(usize, String)>> {
+    let mut groups: Vec<(u16, Vec<(usize, String)>)> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let slot = if clustered {
+            fred::util::redis_keyslot(key.as_bytes())
+        } else {
+            0
+        };
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push((index, key.clone())),
+            None => groups.push((slot, vec![(index, key.clone())])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(_, group)| {
+            group
+                .chunks(BATCH)
+                .map(<[(usize, String)]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl Store for RedisCache {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+        let redis_key = self.redis_key(key);
+        let read =
+            self.run(move |client| async move { client.get::<Option<Bytes>, _>(redis_key).await });
+        Box::pin(async move {
+            match read.await? {
+                Some(bytes) => self.decode(&bytes, decoder).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let written = self
+            .encode(&entry)
+            .map(|bytes| self.write(self.redis_key(key), bytes, ttl));
+        Box::pin(async move { written?.await })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let bytes = self.encode(&entry);
+        let redis_key = self.redis_key(key);
+        Box::pin(async move {
+            let bytes = bytes?;
+            let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
+            let reply: RedisValue = self
+                .run(move |client| async move {
+                    client
+                        .set(redis_key, bytes, expire, Some(SetOptions::NX), false)
+                        .await
+                })
+                .await?;
+            Ok(!reply.is_null())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let redis_key = self.redis_key(key);
+        Box::pin(self.run(move |client| async move { client.unlink::<(), _>(redis_key).await }))
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        if self.prefix.is_empty() {
+            return Box::pin(std::future::ready(Err(Error::InvalidConfig(
+                "RedisCache::clear refuses to run without a prefix: it would delete every key \
+                 in the database; set .prefix(..)"
+                    .to_owned(),
+            ))));
+        }
+        let pattern = glob_escape(&self.prefix);
+        let clustered = self.clustered();
+        Box::pin(self.run(move |client| async move {
+            let keys = if clustered {
+                client
+                    .scan_cluster_buffered(pattern, Some(1000), None)
+                    .boxed()
+            } else {
+                client.scan_buffered(pattern, Some(1000), None).boxed()
+            };
+            let mut pages = keys.chunks(BATCH);
+            while let Some(page) = pages.next().await {
+                let page = page
+                    .into_iter()
+                    .map(|key| key.map(|k| k.into_string().unwrap_or_default()))
+                    .collect::<Result<Vec<String>, _>>()?;
+                for group in slot_groups(&page, clustered) {
+                    let keys: Vec<String> = group.into_iter().map(|(_, k)| k).collect();
+                    client.unlink::<(), _>(keys).await?;
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Vec<Option<Entry>>, Error>> {
+        let redis_keys: Vec<String> = keys.iter().map(|key| self.redis_key(key)).collect();
+        let groups = slot_groups(&redis_keys, self.clustered());
+        let count = keys.len();
+        let read = self.run(move |client| async move {
+            let mut out: Vec<Option<Bytes>> = vec![None; count];
+            for group in groups {
+                let (indexes, keys): (Vec<usize>, Vec<String>) = group.into_iter().unzip();
+                let values: Vec<Option<Bytes>> = client.mget(keys).await?;
+                for (index, value) in indexes.into_iter().zip(values) {
+                    out[index] = value;
+                }
+            }
+            Ok(out)
+        });
+        Box::pin(async move {
+            read.await?
+                .into_iter()
+                .map(|bytes| bytes.map(|b| self.decode(&b, decoder)).transpose())
+                .collect()
+        })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(&'a str, Entry)>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        if self.dedupe_writes {
+            // Dedupe compares per key; keep the one-by-one default.
+            return Box::pin(async move {
+                for (key, entry) in entries {
+                    self.set(key, entry, ttl).await?;
+                }
+                Ok(())
+            });
+        }
+        let encoded = entries
+            .iter()
+            .map(|(key, entry)| Ok((self.redis_key(key), self.encode(entry)?)))
+            .collect::<Result<Vec<_>, Error>>();
+        Box::pin(async move {
+            let encoded = encoded?;
+            let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
+            self.run(move |client| async move {
+                let pipeline = client.pipeline();
+                for (key, bytes) in encoded {
+                    pipeline
+                        .set::<(), _, _>(key, bytes, expire.clone(), None, false)
+                        .await?;
+                }
+                let replies = pipeline.try_all::<RedisValue>().await;
+                replies.into_iter().try_for_each(|reply| reply.map(drop))
+            })
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
+        assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        assert_eq!(
+            redact("redis+unix:///tmp/r.sock"),
+            "redis+unix:///tmp/r.sock"
+        );
+    }
+
+    #[test]
+    fn glob_escape_matches_prefix_literally() {
+        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:*");
+    }
+
+    #[test]
+    fn millis_round_up_and_never_zero() {
+        assert_eq!(millis(Duration::from_nanos(1)), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 2);
+        assert_eq!(millis(Duration::from_secs(3)), 3000);
+        assert_eq!(millis(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn slot_groups_split_by_slot_and_keep_order() {
+        let keys: Vec<String> = ["{a}1", "{b}1", "{a}2"].map(String::from).to_vec();
+        let groups = slot_groups(&keys, true);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            groups[0],
+            vec![(0, "{a}1".to_owned()), (2, "{a}2".to_owned())]
+        );
+        assert_eq!(slot_groups(&keys, false).len(), 1);
+    }
+
+    #[test]
+    fn bad_url_is_a_config_error_without_the_password() {
+        let err = RedisCache::from_url("redis://user:hunter2@[bad").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            RedisCache::builder("redis://h")
+                .pool_size(0)
+                .build()
+                .is_err()
+        );
+    }
+}

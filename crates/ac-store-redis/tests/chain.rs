@@ -1,0 +1,257 @@
+//! ChainCache and HybridCache over real stores: InMemCache, LocalFileCache
+//! and a real `redis-server` started by the test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ac_core::conformance::{Harness, run_all};
+use ac_core::{
+    ChainCache, Entry, Error, HybridCache, IntoStore, Local, Store, TypedDecoder, Value, block_on,
+};
+use ac_sched::ManualClock;
+use ac_store_file::LocalFileCache;
+use ac_store_mem::InMemCache;
+use ac_store_redis::RedisCache;
+use ac_testkit::RedisServer;
+
+const T0: f64 = 1_700_000_000.0;
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn mem(clock: &ManualClock) -> InMemCache {
+    InMemCache::builder().clock(clock.clone()).build().unwrap()
+}
+
+fn redis(server: &RedisServer, prefix: &str) -> RedisCache {
+    RedisCache::from_url(&server.url()).unwrap().prefix(prefix)
+}
+
+fn entry(value: u32, fresh_until: f64) -> Entry {
+    Entry::new(Value::new(value), fresh_until, T0)
+}
+
+fn get(store: &dyn Store, key: &str) -> Option<u32> {
+    block_on(store.get(key, &TypedDecoder::<u32>::new()))
+        .unwrap()
+        .map(|e| *e.value.downcast_ref::<u32>().unwrap())
+}
+
+fn local(store: &dyn Store, key: &str) -> Local {
+    store.get_local(key, &mut |_| {})
+}
+
+/// Calls of a Redis command so far, from `INFO commandstats`.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    server
+        .cli(&["info", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn conformance_chain_hybrid_and_three_levels() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = |prefix: &str| {
+        ChainCache::build(
+            [
+                mem(&clock).into_store(),
+                redis(&server, prefix).into_store(),
+            ],
+            [Some(SECS(60)), None],
+        )
+        .unwrap()
+        .clock(clock.clone())
+    };
+    let (store, sibling) = (chain("c:"), chain("c-sibling:"));
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
+
+    let hybrid = |prefix: &str| {
+        HybridCache::new(mem(&clock), redis(&server, prefix), SECS(30))
+            .unwrap()
+            .clock(clock.clone())
+    };
+    let (store, sibling) = (hybrid("h:"), hybrid("h-sibling:"));
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
+
+    let three = |sub: &str, prefix: &str| {
+        let files = LocalFileCache::new(dir.path().join(sub))
+            .unwrap()
+            .clock(clock.clone());
+        ChainCache::new([
+            mem(&clock).into_store(),
+            files.into_store(),
+            redis(&server, prefix).into_store(),
+        ])
+        .unwrap()
+        .clock(clock.clone())
+    };
+    let (store, sibling) = (three("a", "3:"), three("b", "3-sibling:"));
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
+}
+
+#[test]
+fn l1_hits_never_touch_l2_and_l2_hits_backfill_for_the_smaller_ttl() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let l1 = Arc::new(mem(&clock));
+    let l2 = Arc::new(redis(&server, "b:"));
+    let chain = ChainCache::build(
+        [l1.clone().into_store(), l2.clone().into_store()],
+        [Some(SECS(10)), None],
+    )
+    .unwrap()
+    .clock(clock.clone());
+
+    // Fresh for 100 s in L2 only: the read backfills L1 for 10 s (level TTL).
+    block_on(l2.set("long", entry(1, T0 + 100.0), Some(SECS(100)))).unwrap();
+    assert_eq!(get(&chain, "long"), Some(1));
+    let gets = calls(&server, "get");
+    for _ in 0..100 {
+        assert_eq!(get(&chain, "long"), Some(1));
+        assert_eq!(local(&chain, "long"), Local::Found);
+    }
+    assert_eq!(calls(&server, "get"), gets, "L1 hits never reach Redis");
+    clock.advance(9.0);
+    assert_eq!(local(&*l1, "long"), Local::Found);
+    clock.advance(2.0);
+    assert_eq!(
+        local(&*l1, "long"),
+        Local::Missing,
+        "gone from L1 after its level TTL"
+    );
+    assert_eq!(
+        local(&chain, "long"),
+        Local::Unsupported,
+        "an L1 miss asks the slower levels"
+    );
+
+    // Fresh for 5 more seconds: backfilled for 5 s, not 10.
+    let now = T0 + 11.0;
+    block_on(l2.set("short", entry(2, now + 5.0), Some(SECS(100)))).unwrap();
+    assert_eq!(get(&chain, "short"), Some(2));
+    clock.advance(4.0);
+    assert_eq!(local(&*l1, "short"), Local::Found);
+    clock.advance(2.0);
+    assert_eq!(
+        local(&*l1, "short"),
+        Local::Missing,
+        "backfill bounded by freshness"
+    );
+
+    // A stale L2 entry is returned (for stale-while-revalidate) but not
+    // backfilled.
+    let now = T0 + 17.0;
+    block_on(l2.set("stale", entry(3, now - 1.0), Some(SECS(100)))).unwrap();
+    assert_eq!(get(&chain, "stale"), Some(3));
+    assert_eq!(local(&*l1, "stale"), Local::Missing);
+
+    // Stale in L1, fresh in L2 (another process refreshed it): L2 wins.
+    block_on(l1.set("moved", entry(4, now - 1.0), Some(SECS(100)))).unwrap();
+    block_on(l2.set("moved", entry(5, now + 50.0), Some(SECS(100)))).unwrap();
+    assert_eq!(get(&chain, "moved"), Some(5));
+}
+
+#[test]
+fn writes_deletes_and_clears_reach_every_level_with_level_ttls() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let l1 = Arc::new(mem(&clock));
+    let l2 = Arc::new(redis(&server, "w:"));
+    let chain = ChainCache::build(
+        [l1.clone().into_store(), l2.clone().into_store()],
+        [Some(SECS(10)), Some(SECS(40))],
+    )
+    .unwrap()
+    .clock(clock.clone());
+
+    block_on(chain.set("k", entry(1, T0 + 300.0), Some(SECS(300)))).unwrap();
+    assert_eq!(get(&*l1, "k"), Some(1));
+    assert_eq!(get(&*l2, "k"), Some(1));
+    let pttl: i64 = server.cli(&["pttl", "w:k"]).trim().parse().unwrap();
+    assert!(
+        (39_000..=40_000).contains(&pttl),
+        "L2 kept its level TTL: {pttl}"
+    );
+    clock.advance(11.0);
+    assert_eq!(local(&*l1, "k"), Local::Missing, "L1 kept its level TTL");
+
+    block_on(chain.set("short", entry(2, T0 + 5.0), Some(SECS(5)))).unwrap();
+    let pttl: i64 = server.cli(&["pttl", "w:short"]).trim().parse().unwrap();
+    assert!(
+        (1..=5_000).contains(&pttl),
+        "the caller's shorter TTL wins: {pttl}"
+    );
+
+    block_on(chain.set("gone", entry(3, f64::INFINITY), None)).unwrap();
+    block_on(chain.delete("gone")).unwrap();
+    assert_eq!((get(&*l1, "gone"), get(&*l2, "gone")), (None, None));
+
+    block_on(chain.set("c", entry(4, f64::INFINITY), None)).unwrap();
+    block_on(chain.clear()).unwrap();
+    assert_eq!((get(&*l1, "c"), get(&*l2, "c")), (None, None));
+
+    // set_if_absent: the shared level decides, even if L1 is empty.
+    block_on(l2.set("lock", entry(5, f64::INFINITY), Some(SECS(60)))).unwrap();
+    assert!(
+        !block_on(chain.set_if_absent("lock", entry(6, f64::INFINITY), Some(SECS(60)))).unwrap()
+    );
+    assert_eq!(local(&*l1, "lock"), Local::Missing);
+    assert!(
+        block_on(chain.set_if_absent("free", entry(7, f64::INFINITY), Some(SECS(60)))).unwrap()
+    );
+    assert_eq!(get(&*l1, "free"), Some(7), "the winner's value reaches L1");
+}
+
+#[test]
+fn a_down_level_is_skipped_and_reported() {
+    let mut server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let l1 = Arc::new(mem(&clock));
+    let chain = HybridCache::new(l1.clone(), redis(&server, "x:"), SECS(30))
+        .unwrap()
+        .clock(clock.clone());
+    block_on(chain.set("k", entry(1, T0 + 60.0), Some(SECS(60)))).unwrap();
+    server.stop();
+    assert_eq!(get(&chain, "k"), Some(1), "L1 answers without L2");
+    let err = block_on(chain.set("k2", entry(2, T0 + 60.0), Some(SECS(60)))).unwrap_err();
+    assert!(matches!(err, Error::Store { store: "redis", .. }), "{err}");
+    assert_eq!(
+        get(&*l1, "k2"),
+        Some(2),
+        "the other levels are still written"
+    );
+    let err = block_on(chain.get("absent", &TypedDecoder::<u32>::new())).unwrap_err();
+    assert!(
+        matches!(err, Error::Store { .. }),
+        "a miss everywhere reports the failure: {err}"
+    );
+}
+
+#[test]
+fn misconfigured_chains_are_refused() {
+    let clock = ManualClock::new(T0);
+    let err = ChainCache::new(Vec::<Arc<dyn Store>>::new()).unwrap_err();
+    assert!(err.to_string().contains("at least one level"), "{err}");
+    let err = ChainCache::build([mem(&clock).into_store()], [None, None]).unwrap_err();
+    assert!(
+        err.to_string().contains("2 level TTLs for 1 levels"),
+        "{err}"
+    );
+    let err = HybridCache::new(mem(&clock), mem(&clock), Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("level 1 is zero"), "{err}");
+}

@@ -1,0 +1,278 @@
+//! RedisCache against a real `redis-server` and a real 3-node Redis Cluster,
+//! both started by these tests on free loopback ports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ac_core::conformance::{Harness, run_all};
+use ac_core::{Entry, Error, Store, TypedDecoder, Value, block_on};
+use ac_store_redis::RedisCache;
+use ac_testkit::{RedisCluster, RedisServer};
+
+const T: f64 = 1_700_000_000.0;
+
+fn entry<V: ac_core::CacheValue>(value: V) -> Entry {
+    Entry::new(Value::new(value), T + 60.0, T)
+}
+
+fn get_u32(store: &dyn Store, key: &str) -> Result<Option<u32>, Error> {
+    let found = block_on(store.get(key, &TypedDecoder::<u32>::new()))?;
+    Ok(found.map(|e| *e.value.downcast_ref::<u32>().expect("a u32")))
+}
+
+fn pttl(server: &RedisServer, key: &str) -> i64 {
+    server
+        .cli(&["pttl", key])
+        .trim()
+        .parse()
+        .expect("PTTL reply")
+}
+
+#[test]
+fn conformance_single_node() {
+    let server = RedisServer::start();
+    let store = RedisCache::from_url(&server.url()).unwrap().prefix("conf:");
+    let sibling = RedisCache::from_url(&server.url())
+        .unwrap()
+        .prefix("conf-sibling:");
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
+}
+
+#[test]
+fn cluster_conformance_spread_and_scoped_clear() {
+    let cluster = RedisCluster::start();
+    let store = RedisCache::from_url(&cluster.url())
+        .unwrap()
+        .prefix("conf:");
+    let sibling = RedisCache::from_url(&cluster.url())
+        .unwrap()
+        .prefix("other:");
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
+
+    // Keys land on every primary, batches cross slots, clear reaches all
+    // primaries and spares the sibling prefix everywhere.
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let entries = keys.iter().map(|k| (k.as_str(), entry(7u32))).collect();
+    block_on(store.set_many(entries, Some(Duration::from_secs(60)))).unwrap();
+    let others = keys.iter().map(|k| (k.as_str(), entry(8u32))).collect();
+    block_on(sibling.set_many(others, Some(Duration::from_secs(60)))).unwrap();
+    let counts = cluster.key_counts();
+    assert!(
+        counts.iter().all(|&n| n > 50),
+        "keys spread over primaries: {counts:?}"
+    );
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got = block_on(store.get_many(&refs, &TypedDecoder::<u32>::new())).unwrap();
+    assert_eq!(got.len(), 300);
+    assert!(
+        got.iter()
+            .all(|e| e.as_ref().and_then(|e| e.value.downcast_ref::<u32>()) == Some(&7))
+    );
+
+    block_on(store.clear()).unwrap();
+    assert_eq!(
+        cluster.key_counts().iter().sum::<u64>(),
+        300,
+        "only the sibling's keys remain"
+    );
+    assert_eq!(get_u32(&sibling, "k299").unwrap(), Some(8));
+    assert_eq!(get_u32(&store, "k299").unwrap(), None);
+}
+
+#[test]
+fn every_write_has_a_real_expiry_covering_the_ttl() {
+    let server = RedisServer::start();
+    let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
+    block_on(store.set("a", entry(1u32), Some(Duration::from_secs(90)))).unwrap();
+    let ttl = pttl(&server, "p:a");
+    assert!((89_000..=90_000).contains(&ttl), "PTTL {ttl}");
+
+    assert!(
+        block_on(store.set_if_absent("lock", entry(1u32), Some(Duration::from_millis(1500))))
+            .unwrap()
+    );
+    let ttl = pttl(&server, "p:lock");
+    assert!((1..=1500).contains(&ttl), "SET NX carries PX: {ttl}");
+    assert!(
+        !block_on(store.set_if_absent("lock", entry(2u32), Some(Duration::from_secs(5)))).unwrap()
+    );
+
+    // Sub-millisecond TTLs round up, never to "no expiry".
+    block_on(store.set("tiny", entry(1u32), Some(Duration::from_micros(10)))).unwrap();
+    assert_ne!(pttl(&server, "p:tiny"), -1);
+
+    block_on(store.set("forever", entry(1u32), None)).unwrap();
+    assert_eq!(
+        pttl(&server, "p:forever"),
+        -1,
+        "only ttl None has no expiry"
+    );
+
+    let many = vec![("m1", entry(1u32)), ("m2", entry(2u32))];
+    block_on(store.set_many(many, Some(Duration::from_secs(30)))).unwrap();
+    let ttl = pttl(&server, "p:m2");
+    assert!(
+        (29_000..=30_000).contains(&ttl),
+        "batch writes expire too: {ttl}"
+    );
+}
+
+#[test]
+fn clear_without_prefix_refuses_and_prefix_globs_are_literal() {
+    let server = RedisServer::start();
+    let bare = RedisCache::from_url(&server.url()).unwrap();
+    block_on(bare.set("keep", entry(1u32), None)).unwrap();
+    let err = block_on(bare.clear()).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(err.to_string().contains("prefix"), "{err}");
+    assert_eq!(get_u32(&bare, "keep").unwrap(), Some(1), "nothing deleted");
+
+    // A prefix with glob characters matches itself only.
+    let star = RedisCache::from_url(&server.url()).unwrap().prefix("a*");
+    let plain = RedisCache::from_url(&server.url()).unwrap().prefix("ab");
+    block_on(star.set("x", entry(1u32), None)).unwrap();
+    block_on(plain.set("x", entry(2u32), None)).unwrap();
+    block_on(star.clear()).unwrap();
+    assert_eq!(get_u32(&star, "x").unwrap(), None);
+    assert_eq!(get_u32(&plain, "x").unwrap(), Some(2));
+}
+
+#[test]
+fn corrupt_and_foreign_bytes_are_errors_not_panics() {
+    let server = RedisServer::start();
+    let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
+    server.cli(&["set", "p:garbage", "xyz"]);
+    let err = get_u32(&store, "garbage").unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+
+    // Another serializer's bytes: a serializer error naming the format.
+    let msgpack = RedisCache::from_url(&server.url())
+        .unwrap()
+        .prefix("p:")
+        .serializer(ac_serde::MsgPack);
+    block_on(msgpack.set("mp", entry(vec![1u8, 2, 3]), None)).unwrap();
+    let err = block_on(store.get("mp", &TypedDecoder::<String>::new())).unwrap_err();
+    assert!(matches!(err, Error::Serialization { .. }), "{err}");
+}
+
+#[test]
+fn dedupe_writes_only_extends_expiry_for_same_bytes() {
+    let server = RedisServer::start();
+    let store = RedisCache::from_url(&server.url())
+        .unwrap()
+        .prefix("d:")
+        .dedupe_writes(true);
+    let calls = |cmd: &str| -> u64 {
+        let info = server.cli(&["info", "commandstats"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    block_on(store.set("k", entry(1u32), Some(Duration::from_secs(10)))).unwrap();
+    block_on(store.set("k", entry(1u32), Some(Duration::from_secs(50)))).unwrap();
+    assert_eq!(calls("set"), 1, "second identical write is not a SET");
+    assert_eq!(calls("pexpire"), 1);
+    assert!(pttl(&server, "d:k") > 40_000, "expiry extended");
+    block_on(store.set("k", entry(2u32), Some(Duration::from_secs(50)))).unwrap();
+    assert_eq!(calls("set"), 2, "different bytes are written");
+    assert_eq!(get_u32(&store, "k").unwrap(), Some(2));
+}
+
+#[test]
+fn passwords_never_show_in_debug_or_errors() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cr3t-pw"]);
+    let url = format!("redis://:s3cr3t-pw@127.0.0.1:{}", server.port());
+    let store = RedisCache::from_url(&url).unwrap().prefix("p:");
+    block_on(store.set("k", entry(5u32), None)).unwrap();
+    assert_eq!(get_u32(&store, "k").unwrap(), Some(5));
+    let debug = format!("{store:?} {:?}", RedisCache::builder(url.as_str()));
+    assert!(!debug.contains("s3cr3t-pw"), "{debug}");
+
+    // Wrong password: construction still succeeds (an outage is not a
+    // misconfiguration we can tell at build time), commands are errors
+    // that do not echo the password.
+    let wrong = format!("redis://:wrong-pw@127.0.0.1:{}", server.port());
+    let store = RedisCache::builder(wrong)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = get_u32(&store, "k").unwrap_err();
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+}
+
+#[test]
+fn works_from_plain_threads_and_inside_tokio_runtimes() {
+    let server = RedisServer::start();
+    let store = Arc::new(RedisCache::from_url(&server.url()).unwrap().prefix("rt:"));
+    let threads: Vec<_> = (0..4u32)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                block_on(store.set(&format!("t{i}"), entry(i), None)).unwrap();
+                get_u32(&*store, &format!("t{i}")).unwrap()
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap(), Some(i as u32));
+    }
+    // Blocking on the store from inside a current-thread runtime must not
+    // panic ("cannot start a runtime from within a runtime") nor deadlock.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let inside = rt.block_on(async {
+        let store = RedisCache::from_url(&server.url()).unwrap().prefix("rt:");
+        block_on(store.set("in", entry(9u32), None)).unwrap();
+        let sync = get_u32(&store, "in").unwrap();
+        let awaited = store.get("in", &TypedDecoder::<u32>::new()).await.unwrap();
+        (
+            sync,
+            awaited.map(|e| *e.value.downcast_ref::<u32>().unwrap()),
+        )
+    });
+    assert_eq!(inside, (Some(9), Some(9)));
+}
+
+#[test]
+fn outage_fails_fast_and_the_store_recovers() {
+    let mut server = RedisServer::start();
+    let store = RedisCache::from_url(&server.url()).unwrap().prefix("o:");
+    block_on(store.set("k", entry(1u32), None)).unwrap();
+    server.stop();
+    let started = std::time::Instant::now();
+    let err = get_u32(&store, "k").unwrap_err();
+    assert!(matches!(err, Error::Store { store: "redis", .. }), "{err}");
+    assert!(block_on(store.set("k", entry(2u32), None)).is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "outage errors come within the command timeout, took {:?}",
+        started.elapsed()
+    );
+    server.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match block_on(store.set("k", entry(3u32), None)) {
+            Ok(()) => break,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "never reconnected: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every connection of the pool is used in turn: all must work.
+    for _ in 0..2 * store.pool().size() {
+        assert_eq!(get_u32(&store, "k").unwrap(), Some(3));
+    }
+}
