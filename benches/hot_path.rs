@@ -7,8 +7,11 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use advanced_caching::{InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache};
+use advanced_caching::{
+    ChainCache, InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const ENTRIES: u64 = 10_000;
@@ -176,6 +179,21 @@ fn hits(c: &mut Criterion) {
     clock.advance(120.0);
     stale.call(()).unwrap();
     group.bench_function("swr_stale", |b| b.iter(|| stale.call(())));
+
+    // A two-level chain whose L1 is the populated store: an L1 hit never
+    // reaches L2, so L2's kind does not matter here (see benches/redis.rs).
+    let chain = ChainCache::build(
+        [store.clone(), Arc::new(InMemCache::new()) as Arc<dyn Store>],
+        [Some(Duration::from_secs(3600)), None],
+    )
+    .unwrap();
+    let chain_l1 = cache(3600)
+        .key("feature_flagc")
+        .store(chain)
+        .wrap(|()| value())
+        .unwrap();
+    chain_l1.call(());
+    group.bench_function("chain_l1", |b| b.iter(|| chain_l1.call(())));
     group.finish();
 
     let v = value();
