@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, IntoStore, Local, PreciseClock, Store,
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, IntoStore, Local, Store,
     Usage,
 };
 
@@ -24,10 +25,14 @@ use crate::{
 /// - `set_if_absent` is decided by the slowest (shared) level, so of
 ///   several processes exactly one wins; the winner's value then goes to
 ///   the faster levels.
-/// - The in-process fast path is L1's: an L1 hit costs what an L1 hit
-///   costs. Because writes keep L1 entries no longer than their level TTL,
-///   the level TTL of L1 bounds how long a process serves a value without
-///   looking at the shared level.
+/// - The in-process fast path is L1's, for fresh entries: an L1 hit costs
+///   an L1 hit plus one clock read. A stale or missing L1 entry sends the
+///   caller to [`Store::get`], which looks at the slower levels (another
+///   process may have refreshed the value there). The level TTL of L1
+///   bounds how long a process serves a value without looking at the
+///   shared level.
+/// - A `delete` or `clear` during a read makes that read undo its
+///   backfill, so an invalidated value does not come back from L1.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -43,6 +48,9 @@ use crate::{
 pub struct ChainCache {
     levels: Arc<[Level]>,
     clock: ClockReader,
+    /// Bumped by `delete` and `clear`: a read that saw it change undoes
+    /// its backfill.
+    invalidations: Arc<AtomicU64>,
 }
 
 /// A level's store and its TTL.
@@ -91,7 +99,8 @@ impl ChainCache {
         }
         Ok(Self {
             levels: levels.into_iter().zip(ttls).collect(),
-            clock: ClockReader::new(Arc::new(PreciseClock)),
+            clock: ClockReader::new(Arc::new(CoarseClock::new())),
+            invalidations: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -106,8 +115,8 @@ impl ChainCache {
     }
 
     /// The clock that decides freshness when choosing between levels and
-    /// how long backfills last (default: the system clock). Give it the
-    /// clock the cached functions use.
+    /// how long backfills last (default: [`CoarseClock`], as cached
+    /// functions). Give it the clock the cached functions use.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = ClockReader::new(Arc::new(clock));
         self
@@ -160,6 +169,7 @@ impl Store for ChainCache {
         decoder: &'a dyn Decoder,
     ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
         Box::pin(async move {
+            let seen = self.invalidations.load(Ordering::Acquire);
             let now = self.clock.now();
             let mut stale = None;
             let mut first_error = None;
@@ -181,6 +191,12 @@ impl Store for ChainCache {
                     let remaining = Duration::try_from_secs_f64(entry.fresh_until - now).ok();
                     // Backfill failures cost a later L2 read, nothing more.
                     let _ = self.write_levels(key, &entry, remaining, index).await;
+                    if self.invalidations.load(Ordering::Acquire) != seen {
+                        // Deleted or cleared meanwhile: take the copy back.
+                        for (store, _) in &self.levels[..index] {
+                            let _ = store.delete(key).await;
+                        }
+                    }
                 }
                 return Ok(Some(entry));
             }
@@ -214,7 +230,11 @@ impl Store for ChainCache {
                 .set_if_absent(key, entry.clone(), Self::level_ttl(*level_ttl, ttl))
                 .await?;
             if won {
-                self.write_levels(key, &entry, ttl, last).await?;
+                // The key is ours whatever happens to the faster copies;
+                // a failed one only costs a read from the deepest level.
+                if let Err(error) = self.write_levels(key, &entry, ttl, last).await {
+                    tracing::warn!(target: "advanced_caching", %error, key, "ChainCache: set_if_absent won, copy to a faster level failed");
+                }
             }
             Ok(won)
         })
@@ -222,9 +242,9 @@ impl Store for ChainCache {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
             let mut first_error = None;
-            // Slowest first: a concurrent reader cannot backfill L1 from a
-            // level that still has the entry after L1 lost it.
+            // Slowest first; a read racing with this undoes its backfill.
             for (store, _) in self.levels.iter().rev() {
                 if let Err(error) = store.delete(key).await {
                     first_error.get_or_insert(error);
@@ -236,6 +256,7 @@ impl Store for ChainCache {
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
             let mut first_error = None;
             for (store, _) in self.levels.iter().rev() {
                 if let Err(error) = store.clear().await {
@@ -248,9 +269,24 @@ impl Store for ChainCache {
 
     #[inline]
     fn get_local(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
-        match self.levels[0].0.get_local(key, visit) {
-            Local::Missing if self.levels.len() > 1 => Local::Unsupported,
-            local => local,
+        let l1 = &self.levels[0].0;
+        if self.levels.len() == 1 {
+            return l1.get_local(key, visit);
+        }
+        // Only a fresh L1 entry answers here; anything else asks the
+        // slower levels through `get`.
+        let now = self.clock.now();
+        let mut fresh = false;
+        let local = l1.get_local(key, &mut |entry| {
+            if entry.is_fresh(now) {
+                fresh = true;
+                visit(entry);
+            }
+        });
+        match local {
+            Local::Found if fresh => Local::Found,
+            Local::Unsupported => Local::Unsupported,
+            Local::Found | Local::Missing => Local::Unsupported,
         }
     }
 

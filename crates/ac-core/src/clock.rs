@@ -1,8 +1,8 @@
 //! The [`Clock`] trait: where entries get their timestamps.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in Unix seconds.
@@ -123,4 +123,62 @@ pub fn check_seconds(what: &str, secs: f64) -> Result<f64, crate::Error> {
 /// Seconds as a store TTL: `None` (keep until deleted) for infinity.
 pub fn ttl_duration(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
+}
+
+/// How often the coarse clock's ticker thread reads the system clock.
+pub const COARSE_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Unix seconds (f64 bits), updated by the ticker thread.
+static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
+static TICKER: OnceLock<()> = OnceLock::new();
+
+/// Wall-clock time read from an atomic that a background thread refreshes
+/// every [`COARSE_RESOLUTION`]: a read is one relaxed load (about a
+/// nanosecond) instead of a `SystemTime::now()` call (about 30 ns on some
+/// virtual machines), and is at most a tick or so behind.
+///
+/// The ticker is one daemon thread per process, started by the first
+/// [`CoarseClock::new`]; it sleeps between ticks and holds no locks.
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseClock {
+    _started: (),
+}
+
+impl CoarseClock {
+    /// The coarse clock, starting the ticker thread on first use.
+    pub fn new() -> Self {
+        TICKER.get_or_init(|| {
+            COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name("ac-coarse-clock".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(COARSE_RESOLUTION);
+                        COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
+                    }
+                });
+            if let Err(error) = spawned {
+                // Without a ticker the clock would stand still; say so loudly.
+                tracing::error!(%error, "cannot start the coarse clock thread; time will not advance");
+            }
+        });
+        Self { _started: () }
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> f64 {
+        f64::from_bits(COARSE_NOW.load(Ordering::Relaxed))
+    }
+
+    fn static_cell(&self) -> Option<&'static AtomicU64> {
+        Some(&COARSE_NOW)
+    }
 }

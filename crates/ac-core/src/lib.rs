@@ -29,7 +29,7 @@ mod serializer;
 mod store;
 
 pub use chain::{ChainCache, HybridCache};
-pub use clock::{Clock, ClockReader, IntoSeconds, PreciseClock};
+pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};

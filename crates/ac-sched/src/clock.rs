@@ -1,71 +1,15 @@
-//! Clocks: [`CoarseClock`] for production, [`ManualClock`] for tests.
+//! Clocks: [`CoarseClock`] (defined in `ac-core`, re-exported here) for
+//! production, [`ManualClock`] for tests.
+
+pub use ac_core::clock::{COARSE_RESOLUTION, CoarseClock};
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use ac_core::clock::unix_now;
 use ac_core::{BoxFuture, Clock};
 use event_listener::Event;
-
-/// How often the coarse clock's ticker thread reads the system clock.
-pub const COARSE_RESOLUTION: Duration = Duration::from_millis(1);
-
-/// Unix seconds (f64 bits), updated by the ticker thread.
-static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
-static TICKER: OnceLock<()> = OnceLock::new();
-
-/// Wall-clock time read from an atomic that a background thread refreshes
-/// every [`COARSE_RESOLUTION`]: a read is one relaxed load (about a
-/// nanosecond) instead of a `SystemTime::now()` call (about 30 ns on some
-/// virtual machines), and is at most a tick or so behind.
-///
-/// The ticker is one daemon thread per process, started by the first
-/// [`CoarseClock::new`]; it sleeps between ticks and holds no locks.
-#[derive(Debug, Clone, Copy)]
-pub struct CoarseClock {
-    _started: (),
-}
-
-impl CoarseClock {
-    /// The coarse clock, starting the ticker thread on first use.
-    pub fn new() -> Self {
-        TICKER.get_or_init(|| {
-            COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
-            let spawned = std::thread::Builder::new()
-                .name("ac-coarse-clock".into())
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(COARSE_RESOLUTION);
-                        COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
-                    }
-                });
-            if let Err(error) = spawned {
-                // Without a ticker the clock would stand still; say so loudly.
-                tracing::error!(%error, "cannot start the coarse clock thread; time will not advance");
-            }
-        });
-        Self { _started: () }
-    }
-}
-
-impl Default for CoarseClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for CoarseClock {
-    #[inline]
-    fn now(&self) -> f64 {
-        f64::from_bits(COARSE_NOW.load(Ordering::Relaxed))
-    }
-
-    fn static_cell(&self) -> Option<&'static AtomicU64> {
-        Some(&COARSE_NOW)
-    }
-}
 
 /// A clock that moves only when told: for tests of TTL and
 /// stale-while-revalidate boundaries without sleeping. Clones share the time.
@@ -166,7 +110,7 @@ mod tests {
             unix_now()
         );
         // The ticker moves it forward: wait on the clock itself, bounded.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while clock.now() <= first {
             assert!(
                 std::time::Instant::now() < deadline,

@@ -40,13 +40,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ac_core::{BoxFuture, Decoder, Entry, Error, Serializer, Store};
-use ac_serde::codec::{Compression, decode_entry, encode_entry};
+use ac_serde::codec::{Compression, HEADER_LEN, decode_entry, encode_entry};
 use fred::bytes::Bytes;
 use fred::prelude::{
     Builder, ClientLike, Config, Expiration, KeysInterface, Options, Pool, ReconnectPolicy,
     SetOptions,
 };
-use fred::types::Value as RedisValue;
+use fred::types::{Key, Value as RedisValue};
 use futures_util::StreamExt as _;
 
 /// The store's name in logs, errors and metrics.
@@ -215,20 +215,45 @@ fn runtime() -> Result<tokio::runtime::Handle, Error> {
         .map_err(|e| Error::store(NAME, format!("cannot start the Redis runtime: {e}")))
 }
 
-/// `url` with the password (if any) replaced by `***`.
+/// `url` with every secret replaced by `***`: the password before the last
+/// `@` (passwords may hold `/`, `?` or `@`), and query parameters whose name
+/// contains "password" (e.g. `sentinelPassword`).
 fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
+        return "***".to_owned();
     };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end], &rest[at..])
-        }
-        None => url.to_owned(),
+    let (head, mut rest) = url.split_at(scheme_end);
+    let mut out = head.to_owned();
+    if let Some(at) = rest.rfind('@') {
+        let user = rest[..at].split(':').next().unwrap_or("");
+        // A user part with '/' or '?' is not a user: hide it all.
+        let user = if user.contains(['/', '?', '#']) {
+            ""
+        } else {
+            user
+        };
+        out.push_str(user);
+        out.push_str(":***");
+        rest = &rest[at..];
     }
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(rest),
+    }
+    out
 }
 
 /// Escapes glob metacharacters so `prefix` matches itself in `SCAN MATCH`.
@@ -248,10 +273,20 @@ fn redis_error(error: fred::error::Error) -> Error {
     Error::store(NAME, error.to_string())
 }
 
+/// TTLs beyond this are kept without expiry: Redis refuses a `PX` whose
+/// deadline overflows, and 100 years is "forever" for a cache.
+const MAX_EXPIRY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Milliseconds for `SET PX`, rounded up (Redis rejects 0).
 fn millis(ttl: Duration) -> i64 {
     let ms = ttl.as_nanos().div_ceil(1_000_000).max(1);
     i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// The `SET` expiry for a store TTL: `None` keeps the key without one.
+fn expiration(ttl: Option<Duration>) -> Option<Expiration> {
+    ttl.filter(|ttl| *ttl <= MAX_EXPIRY)
+        .map(|ttl| Expiration::PX(millis(ttl)))
 }
 
 impl RedisCache {
@@ -344,19 +379,43 @@ impl RedisCache {
 
     /// Runs `command` with a client of the pool (fail-fast, with the
     /// command timeout) on the store's runtime, so callers on any executor,
-    /// or none, can await it.
-    fn run<T, F, Fut>(&self, command: F) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    /// or none, can await it. `commands` is how many round trips the
+    /// closure may make: the whole closure gets that many command timeouts,
+    /// then fails, so nothing waits forever on a server that is gone.
+    fn run<T, F, Fut>(
+        &self,
+        commands: u32,
+        command: F,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(fred::clients::WithOptions<fred::clients::Client>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, fred::error::Error>> + Send + 'static,
     {
         // Skips clients still reconnecting after an outage.
-        let client = self.pool.next_connected().with_options(&self.options);
-        let task = self.runtime.spawn(command(client));
+        let client = self.pool.next_connected();
+        let connected = client.is_connected();
+        let client = client.with_options(&self.options);
+        let deadline = self
+            .options
+            .timeout
+            .unwrap_or(Duration::from_secs(1))
+            .saturating_mul(commands.max(1));
+        let task = self.runtime.spawn(async move {
+            if !connected {
+                return Err(Error::store(NAME, "not connected to Redis (reconnecting)"));
+            }
+            match tokio::time::timeout(deadline, command(client)).await {
+                Ok(result) => result.map_err(redis_error),
+                Err(_) => Err(Error::store(
+                    NAME,
+                    format!("no answer from Redis within {deadline:?}"),
+                )),
+            }
+        });
         async move {
             match task.await {
-                Ok(result) => result.map_err(redis_error),
+                Ok(result) => result,
                 Err(join) => Err(Error::store(NAME, format!("Redis task failed: {join}"))),
             }
         }
@@ -370,29 +429,44 @@ impl RedisCache {
         decode_entry(bytes, &*self.serializer, decoder, Compression::None)
     }
 
-    /// `SET key bytes [PX ttl]`, or with dedupe, only `PEXPIRE` when the
-    /// same bytes are there.
+    /// `SET key bytes [PX ttl]`. With dedupe, when Redis already holds the
+    /// same value (the payload after the 16-byte timestamp header), only
+    /// the header is rewritten (`SETRANGE`) and the expiry renewed; if the
+    /// key vanished meanwhile, the full value is written after all.
     fn write(
         &self,
         key: String,
         bytes: Bytes,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-        let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
+        let expire = expiration(ttl);
         let dedupe = self.dedupe_writes;
-        self.run(move |client| async move {
+        self.run(5, move |client| async move {
             if dedupe {
                 let existing: Option<Bytes> = client.get(key.as_str()).await?;
-                if existing.as_ref() == Some(&bytes) {
-                    match ttl {
-                        Some(ttl) => {
-                            client
-                                .pexpire::<(), _>(key.as_str(), millis(ttl), None)
-                                .await?
+                let same = existing.as_ref().is_some_and(|old| {
+                    old.len() == bytes.len() && old.get(HEADER_LEN..) == bytes.get(HEADER_LEN..)
+                });
+                if same {
+                    let header = bytes.slice(..HEADER_LEN.min(bytes.len()));
+                    client.setrange::<(), _, _>(key.as_str(), 0, header).await?;
+                    // SETRANGE creates a key that vanished since the GET;
+                    // such a 16-byte stub is caught here and overwritten.
+                    let len: usize = client.strlen(key.as_str()).await?;
+                    if len == bytes.len() {
+                        let renewed: bool = match &expire {
+                            Some(Expiration::PX(ms)) => {
+                                client.pexpire(key.as_str(), *ms, None).await?
+                            }
+                            _ => {
+                                client.persist::<(), _>(key.as_str()).await?;
+                                true
+                            }
+                        };
+                        if renewed {
+                            return Ok(());
                         }
-                        None => client.persist::<(), _>(key.as_str()).await?,
                     }
-                    return Ok(());
                 }
             }
             client
@@ -408,13 +482,17 @@ impl RedisCache {
 }
 
 /// Splits `keys` into groups that may share one multi-key command: one
-/// group per hash slot on a cluster, one group otherwise. Keeps the index
-/// of each key in `keys`.
-fn slot_groups(keys: &[String], clustered: bool) -> Vec<Vec<(usize, String)>> {
-    let mut groups: Vec<(u16, Vec<(usize, String)>)> = Vec::new();
+/// group per hash slot on a cluster, one group otherwise, at most [`BATCH`]
+/// keys each. Keeps the index of each key in `keys`.
+fn slot_groups<K: Clone>(
+    keys: &[K],
+    bytes: impl Fn(&K) -> &[u8],
+    clustered: bool,
+) -> Vec<Vec<(usize, K)>> {
+    let mut groups: Vec<(u16, Vec<(usize, K)>)> = Vec::new();
     for (index, key) in keys.iter().enumerate() {
         let slot = if clustered {
-            fred::util::redis_keyslot(key.as_bytes())
+            fred::util::redis_keyslot(bytes(key))
         } else {
             0
         };
@@ -428,7 +506,7 @@ fn slot_groups(keys: &[String], clustered: bool) -> Vec<Vec<(usize, String)>> {
         .flat_map(|(_, group)| {
             group
                 .chunks(BATCH)
-                .map(<[(usize, String)]>::to_vec)
+                .map(<[(usize, K)]>::to_vec)
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -445,8 +523,9 @@ impl Store for RedisCache {
         decoder: &'a dyn Decoder,
     ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
         let redis_key = self.redis_key(key);
-        let read =
-            self.run(move |client| async move { client.get::<Option<Bytes>, _>(redis_key).await });
+        let read = self.run(1, move |client| async move {
+            client.get::<Option<Bytes>, _>(redis_key).await
+        });
         Box::pin(async move {
             match read.await? {
                 Some(bytes) => self.decode(&bytes, decoder).map(Some),
@@ -477,9 +556,9 @@ impl Store for RedisCache {
         let redis_key = self.redis_key(key);
         Box::pin(async move {
             let bytes = bytes?;
-            let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
+            let expire = expiration(ttl);
             let reply: RedisValue = self
-                .run(move |client| async move {
+                .run(1, move |client| async move {
                     client
                         .set(redis_key, bytes, expire, Some(SetOptions::NX), false)
                         .await
@@ -491,7 +570,9 @@ impl Store for RedisCache {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         let redis_key = self.redis_key(key);
-        Box::pin(self.run(move |client| async move { client.unlink::<(), _>(redis_key).await }))
+        Box::pin(self.run(1, move |client| async move {
+            client.unlink::<(), _>(redis_key).await
+        }))
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -504,7 +585,8 @@ impl Store for RedisCache {
         }
         let pattern = glob_escape(&self.prefix);
         let clustered = self.clustered();
-        Box::pin(self.run(move |client| async move {
+        // A clear may take many round trips; bound it generously.
+        Box::pin(self.run(60, move |client| async move {
             let keys = if clustered {
                 client
                     .scan_cluster_buffered(pattern, Some(1000), None)
@@ -514,14 +596,14 @@ impl Store for RedisCache {
             };
             let mut pages = keys.chunks(BATCH);
             while let Some(page) = pages.next().await {
-                let page = page
-                    .into_iter()
-                    .map(|key| key.map(|k| k.into_string().unwrap_or_default()))
-                    .collect::<Result<Vec<String>, _>>()?;
-                for group in slot_groups(&page, clustered) {
-                    let keys: Vec<String> = group.into_iter().map(|(_, k)| k).collect();
-                    client.unlink::<(), _>(keys).await?;
-                }
+                // Keys as bytes: a key that is not UTF-8 is still ours.
+                let page = page.into_iter().collect::<Result<Vec<Key>, _>>()?;
+                let groups = slot_groups(&page, Key::as_bytes, clustered);
+                let unlinks = groups.into_iter().map(|group| {
+                    let keys: Vec<Key> = group.into_iter().map(|(_, k)| k).collect();
+                    client.unlink::<(), _>(keys)
+                });
+                futures_util::future::try_join_all(unlinks).await?;
             }
             Ok(())
         }))
@@ -533,14 +615,20 @@ impl Store for RedisCache {
         decoder: &'a dyn Decoder,
     ) -> BoxFuture<'a, Result<Vec<Option<Entry>>, Error>> {
         let redis_keys: Vec<String> = keys.iter().map(|key| self.redis_key(key)).collect();
-        let groups = slot_groups(&redis_keys, self.clustered());
+        let groups = slot_groups(&redis_keys, |k| k.as_bytes(), self.clustered());
         let count = keys.len();
-        let read = self.run(move |client| async move {
+        let read = self.run(2, move |client| async move {
+            let reads = groups.into_iter().map(|group| {
+                let client = &client;
+                async move {
+                    let (indexes, keys): (Vec<usize>, Vec<String>) = group.into_iter().unzip();
+                    let values: Vec<Option<Bytes>> = client.mget(keys).await?;
+                    Ok::<_, fred::error::Error>(indexes.into_iter().zip(values))
+                }
+            });
             let mut out: Vec<Option<Bytes>> = vec![None; count];
-            for group in groups {
-                let (indexes, keys): (Vec<usize>, Vec<String>) = group.into_iter().unzip();
-                let values: Vec<Option<Bytes>> = client.mget(keys).await?;
-                for (index, value) in indexes.into_iter().zip(values) {
+            for group in futures_util::future::try_join_all(reads).await? {
+                for (index, value) in group {
                     out[index] = value;
                 }
             }
@@ -574,16 +662,14 @@ impl Store for RedisCache {
             .collect::<Result<Vec<_>, Error>>();
         Box::pin(async move {
             let encoded = encoded?;
-            let expire = ttl.map(|ttl| Expiration::PX(millis(ttl)));
-            self.run(move |client| async move {
-                let pipeline = client.pipeline();
-                for (key, bytes) in encoded {
-                    pipeline
-                        .set::<(), _, _>(key, bytes, expire.clone(), None, false)
-                        .await?;
-                }
-                let replies = pipeline.try_all::<RedisValue>().await;
-                replies.into_iter().try_for_each(|reply| reply.map(drop))
+            let expire = expiration(ttl);
+            // Concurrent single SETs (fred pipelines them on the
+            // connection), each with the store's fail-fast options.
+            self.run(2, move |client| async move {
+                let writes = encoded.into_iter().map(|(key, bytes)| {
+                    client.set::<(), _, _>(key, bytes, expire.clone(), None, false)
+                });
+                futures_util::future::try_join_all(writes).await.map(drop)
             })
             .await
         })
@@ -598,7 +684,8 @@ mod tests {
     fn redact_hides_passwords_only() {
         assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
         assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
-        assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        // Ambiguous (an `@` after the host): masked rather than risk a leak.
+        assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:***@b");
         assert_eq!(
             redact("redis+unix:///tmp/r.sock"),
             "redis+unix:///tmp/r.sock"
@@ -621,13 +708,13 @@ mod tests {
     #[test]
     fn slot_groups_split_by_slot_and_keep_order() {
         let keys: Vec<String> = ["{a}1", "{b}1", "{a}2"].map(String::from).to_vec();
-        let groups = slot_groups(&keys, true);
+        let groups = slot_groups(&keys, |k| k.as_bytes(), true);
         assert_eq!(groups.len(), 2);
         assert_eq!(
             groups[0],
             vec![(0, "{a}1".to_owned()), (2, "{a}2".to_owned())]
         );
-        assert_eq!(slot_groups(&keys, false).len(), 1);
+        assert_eq!(slot_groups(&keys, |k| k.as_bytes(), false).len(), 1);
     }
 
     #[test]

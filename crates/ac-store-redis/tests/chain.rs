@@ -163,6 +163,11 @@ fn l1_hits_never_touch_l2_and_l2_hits_backfill_for_the_smaller_ttl() {
     // Stale in L1, fresh in L2 (another process refreshed it): L2 wins.
     block_on(l1.set("moved", entry(4, now - 1.0), Some(SECS(100)))).unwrap();
     block_on(l2.set("moved", entry(5, now + 50.0), Some(SECS(100)))).unwrap();
+    assert_eq!(
+        local(&chain, "moved"),
+        Local::Unsupported,
+        "a stale L1 entry is not served by the fast path"
+    );
     assert_eq!(get(&chain, "moved"), Some(5));
 }
 

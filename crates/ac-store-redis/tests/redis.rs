@@ -178,10 +178,17 @@ fn dedupe_writes_only_extends_expiry_for_same_bytes() {
             .unwrap_or(0)
     };
     block_on(store.set("k", entry(1u32), Some(Duration::from_secs(10)))).unwrap();
-    block_on(store.set("k", entry(1u32), Some(Duration::from_secs(50)))).unwrap();
-    assert_eq!(calls("set"), 1, "second identical write is not a SET");
-    assert_eq!(calls("pexpire"), 1);
+    // Same value, new timestamps (as every policy write has): only the
+    // 16-byte header is rewritten and the expiry renewed.
+    let refreshed = Entry::new(Value::new(1u32), T + 500.0, T + 100.0);
+    block_on(store.set("k", refreshed, Some(Duration::from_secs(50)))).unwrap();
+    assert_eq!(calls("set"), 1, "an unchanged value is not written again");
+    assert_eq!((calls("setrange"), calls("pexpire")), (1, 1));
     assert!(pttl(&server, "d:k") > 40_000, "expiry extended");
+    let read = block_on(store.get("k", &TypedDecoder::<u32>::new()))
+        .unwrap()
+        .unwrap();
+    assert_eq!((read.fresh_until, read.created_at), (T + 500.0, T + 100.0));
     block_on(store.set("k", entry(2u32), Some(Duration::from_secs(50)))).unwrap();
     assert_eq!(calls("set"), 2, "different bytes are written");
     assert_eq!(get_u32(&store, "k").unwrap(), Some(2));
@@ -254,6 +261,9 @@ fn outage_fails_fast_and_the_store_recovers() {
     let err = get_u32(&store, "k").unwrap_err();
     assert!(matches!(err, Error::Store { store: "redis", .. }), "{err}");
     assert!(block_on(store.set("k", entry(2u32), None)).is_err());
+    assert!(block_on(store.clear()).is_err(), "clear fails fast too");
+    let many = vec![("a", entry(1u32)), ("b", entry(2u32))];
+    assert!(block_on(store.set_many(many, None)).is_err());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "outage errors come within the command timeout, took {:?}",

@@ -85,7 +85,24 @@ impl RedisServer {
                 return false;
             }
             if ping(self.port) {
-                return true;
+                // Ours, not a server another test started on this port?
+                let pid = self.child.as_ref().map_or(0, Child::id);
+                let info = cli(self.port, &["info", "server"]);
+                if info.contains(&format!("process_id:{pid}\r")) {
+                    return true;
+                }
+                if info.contains("NOAUTH") {
+                    // A password-protected server: ours if our child lives
+                    // on (a port clash makes it exit at once).
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Some(child) = &mut self.child
+                        && matches!(child.try_wait(), Ok(None))
+                    {
+                        return true;
+                    }
+                }
+                self.stop();
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
