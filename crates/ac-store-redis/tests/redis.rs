@@ -286,3 +286,16 @@ fn outage_fails_fast_and_the_store_recovers() {
         assert_eq!(get_u32(&store, "k").unwrap(), Some(3));
     }
 }
+
+#[test]
+fn unix_socket_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let socket = socket.to_str().unwrap();
+    let _server = RedisServer::start_with(&["--unixsocket", socket, "--unixsocketperm", "700"]);
+    let store = RedisCache::from_url(&format!("redis+unix://{socket}"))
+        .unwrap()
+        .prefix("u:");
+    block_on(store.set("k", entry(11u32), None)).unwrap();
+    assert_eq!(get_u32(&store, "k").unwrap(), Some(11));
+}
