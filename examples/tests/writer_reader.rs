@@ -56,10 +56,6 @@ fn one_writer_and_two_readers_share_redis() {
         "{stdout}"
     );
     // The writer's key lives in Redis, with an expiry.
-    let pttl: i64 = server
-        .cli(&["pttl", "writer_reader:exchange_rates"])
-        .trim()
-        .parse()
-        .unwrap();
+    let pttl = server.pttl("writer_reader:exchange_rates");
     assert!(pttl > 0, "PTTL {pttl}");
 }

@@ -145,17 +145,26 @@ impl ChainCache {
         ttl: Option<Duration>,
         upto: usize,
     ) -> Result<(), Error> {
-        let mut first_error = None;
-        for (store, level_ttl) in &self.levels[..upto] {
-            let result = store
-                .set(key, entry.clone(), Self::level_ttl(*level_ttl, ttl))
-                .await;
-            if let Err(error) = result {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        on_each(&self.levels[..upto], |(store, level_ttl)| {
+            store.set(key, entry.clone(), Self::level_ttl(*level_ttl, ttl))
+        })
+        .await
     }
+}
+
+/// Runs `op` on each of `levels` in turn, attempting all even after a
+/// failure; the first error.
+async fn on_each<'a>(
+    levels: impl IntoIterator<Item = &'a Level>,
+    op: impl Fn(&'a Level) -> BoxFuture<'a, Result<(), Error>>,
+) -> Result<(), Error> {
+    let mut first_error = None;
+    for level in levels {
+        if let Err(error) = op(level).await {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 impl Store for ChainCache {
@@ -193,9 +202,8 @@ impl Store for ChainCache {
                     let _ = self.write_levels(key, &entry, remaining, index).await;
                     if self.invalidations.load(Ordering::Acquire) != seen {
                         // Deleted or cleared meanwhile: take the copy back.
-                        for (store, _) in &self.levels[..index] {
-                            let _ = store.delete(key).await;
-                        }
+                        let _ =
+                            on_each(&self.levels[..index], |(store, _)| store.delete(key)).await;
                     }
                 }
                 return Ok(Some(entry));
@@ -243,27 +251,15 @@ impl Store for ChainCache {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.invalidations.fetch_add(1, Ordering::AcqRel);
-            let mut first_error = None;
             // Slowest first; a read racing with this undoes its backfill.
-            for (store, _) in self.levels.iter().rev() {
-                if let Err(error) = store.delete(key).await {
-                    first_error.get_or_insert(error);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
+            on_each(self.levels.iter().rev(), |(store, _)| store.delete(key)).await
         })
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             self.invalidations.fetch_add(1, Ordering::AcqRel);
-            let mut first_error = None;
-            for (store, _) in self.levels.iter().rev() {
-                if let Err(error) = store.clear().await {
-                    first_error.get_or_insert(error);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
+            on_each(self.levels.iter().rev(), |(store, _)| store.clear()).await
         })
     }
 

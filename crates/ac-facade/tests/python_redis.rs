@@ -58,11 +58,11 @@ fn python(url: &str, prefix: &str, serializer: &str, body: &str) -> String {
 }
 
 fn store(server: &RedisServer, prefix: &str, format: &str) -> RedisCache {
-    let serializer: Box<dyn Fn(RedisCache) -> RedisCache> = match format {
-        "json" => Box::new(|s| s.serializer(serializers::Json)),
-        _ => Box::new(|s| s.serializer(serializers::MsgPack)),
-    };
-    serializer(RedisCache::from_url(&server.url()).unwrap().prefix(prefix))
+    let store = RedisCache::from_url(&server.url()).unwrap().prefix(prefix);
+    match format {
+        "json" => store.serializer(serializers::Json),
+        _ => store.serializer(serializers::MsgPack),
+    }
 }
 
 fn interop(format: &str) {

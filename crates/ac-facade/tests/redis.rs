@@ -142,21 +142,11 @@ fn hybrid_cache_shares_through_l2_and_serves_from_l1() {
     assert_eq!(a.call(1), 2);
     assert_eq!(b.call(1), 2, "b finds a's value in Redis");
     assert_eq!(calls.get(), 1);
-    let gets_before = server.cli(&["info", "commandstats"]);
+    let gets_before = server.command_calls("get");
     for _ in 0..50 {
         assert_eq!(b.call(1), 2);
     }
-    let gets_after = server.cli(&["info", "commandstats"]);
-    let get_calls = |info: &str| {
-        info.lines()
-            .find(|l| l.starts_with("cmdstat_get:"))
-            .map(str::to_owned)
-    };
-    assert_eq!(
-        get_calls(&gets_before),
-        get_calls(&gets_after),
-        "L1 hits only"
-    );
+    assert_eq!(server.command_calls("get"), gets_before, "L1 hits only");
 }
 
 #[test]

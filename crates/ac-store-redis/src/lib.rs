@@ -191,10 +191,12 @@ impl RedisCacheBuilder {
                 "RedisCache: Redis not reachable yet; reconnecting in the background",
             );
         }
-        let mut cache = RedisCache::from_pool_on(pool, runtime);
-        cache.target = target.into();
-        cache.options.timeout = Some(self.timeout);
-        Ok(cache)
+        Ok(RedisCache::from_pool_on(
+            pool,
+            runtime,
+            target,
+            self.timeout,
+        ))
     }
 }
 
@@ -316,10 +318,6 @@ impl RedisCache {
     /// # Errors
     /// If the store's runtime cannot start.
     pub fn from_pool(pool: Pool) -> Result<Self, Error> {
-        Ok(Self::from_pool_on(pool, runtime()?))
-    }
-
-    fn from_pool_on(pool: Pool, runtime: tokio::runtime::Handle) -> Self {
         let target = pool
             .next()
             .active_connections()
@@ -327,6 +325,22 @@ impl RedisCache {
             .next()
             .map(|server| server.to_string())
             .unwrap_or_else(|| "redis".to_owned());
+        Ok(Self::from_pool_on(
+            pool,
+            runtime()?,
+            target,
+            Duration::from_secs(1),
+        ))
+    }
+
+    /// The store over `pool`, named `target` in `Debug`, with `timeout`
+    /// per command.
+    fn from_pool_on(
+        pool: Pool,
+        runtime: tokio::runtime::Handle,
+        target: String,
+        timeout: Duration,
+    ) -> Self {
         Self {
             pool,
             runtime,
@@ -335,7 +349,7 @@ impl RedisCache {
             dedupe_writes: false,
             options: Options {
                 fail_fast: true,
-                timeout: Some(Duration::from_secs(1)),
+                timeout: Some(timeout),
                 ..Options::default()
             },
             target: target.into(),

@@ -39,14 +39,13 @@ fn local(store: &dyn Store, key: &str) -> Local {
     store.get_local(key, &mut |_| {})
 }
 
-/// Calls of a Redis command so far, from `INFO commandstats`.
-fn calls(server: &RedisServer, command: &str) -> u64 {
-    server
-        .cli(&["info", "commandstats"])
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+/// The conformance suite on `store`, with `sibling` on other prefixes.
+fn conform(store: impl Store, sibling: impl Store) {
+    run_all(&Harness {
+        store: &store,
+        advance: None,
+        sibling: Some(&sibling),
+    });
 }
 
 #[test]
@@ -65,24 +64,14 @@ fn conformance_chain_hybrid_and_three_levels() {
         .unwrap()
         .clock(clock.clone())
     };
-    let (store, sibling) = (chain("c:"), chain("c-sibling:"));
-    run_all(&Harness {
-        store: &store,
-        advance: None,
-        sibling: Some(&sibling),
-    });
+    conform(chain("c:"), chain("c-sibling:"));
 
     let hybrid = |prefix: &str| {
         HybridCache::new(mem(&clock), redis(&server, prefix), SECS(30))
             .unwrap()
             .clock(clock.clone())
     };
-    let (store, sibling) = (hybrid("h:"), hybrid("h-sibling:"));
-    run_all(&Harness {
-        store: &store,
-        advance: None,
-        sibling: Some(&sibling),
-    });
+    conform(hybrid("h:"), hybrid("h-sibling:"));
 
     let three = |sub: &str, prefix: &str| {
         let files = LocalFileCache::new(dir.path().join(sub))
@@ -96,12 +85,7 @@ fn conformance_chain_hybrid_and_three_levels() {
         .unwrap()
         .clock(clock.clone())
     };
-    let (store, sibling) = (three("a", "3:"), three("b", "3-sibling:"));
-    run_all(&Harness {
-        store: &store,
-        advance: None,
-        sibling: Some(&sibling),
-    });
+    conform(three("a", "3:"), three("b", "3-sibling:"));
 }
 
 #[test]
@@ -120,12 +104,16 @@ fn l1_hits_never_touch_l2_and_l2_hits_backfill_for_the_smaller_ttl() {
     // Fresh for 100 s in L2 only: the read backfills L1 for 10 s (level TTL).
     block_on(l2.set("long", entry(1, T0 + 100.0), Some(SECS(100)))).unwrap();
     assert_eq!(get(&chain, "long"), Some(1));
-    let gets = calls(&server, "get");
+    let gets = server.command_calls("get");
     for _ in 0..100 {
         assert_eq!(get(&chain, "long"), Some(1));
         assert_eq!(local(&chain, "long"), Local::Found);
     }
-    assert_eq!(calls(&server, "get"), gets, "L1 hits never reach Redis");
+    assert_eq!(
+        server.command_calls("get"),
+        gets,
+        "L1 hits never reach Redis"
+    );
     clock.advance(9.0);
     assert_eq!(local(&*l1, "long"), Local::Found);
     clock.advance(2.0);
@@ -187,7 +175,7 @@ fn writes_deletes_and_clears_reach_every_level_with_level_ttls() {
     block_on(chain.set("k", entry(1, T0 + 300.0), Some(SECS(300)))).unwrap();
     assert_eq!(get(&*l1, "k"), Some(1));
     assert_eq!(get(&*l2, "k"), Some(1));
-    let pttl: i64 = server.cli(&["pttl", "w:k"]).trim().parse().unwrap();
+    let pttl = server.pttl("w:k");
     assert!(
         (39_000..=40_000).contains(&pttl),
         "L2 kept its level TTL: {pttl}"
@@ -196,7 +184,7 @@ fn writes_deletes_and_clears_reach_every_level_with_level_ttls() {
     assert_eq!(local(&*l1, "k"), Local::Missing, "L1 kept its level TTL");
 
     block_on(chain.set("short", entry(2, T0 + 5.0), Some(SECS(5)))).unwrap();
-    let pttl: i64 = server.cli(&["pttl", "w:short"]).trim().parse().unwrap();
+    let pttl = server.pttl("w:short");
     assert!(
         (1..=5_000).contains(&pttl),
         "the caller's shorter TTL wins: {pttl}"

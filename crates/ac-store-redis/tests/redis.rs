@@ -20,14 +20,6 @@ fn get_u32(store: &dyn Store, key: &str) -> Result<Option<u32>, Error> {
     Ok(found.map(|e| *e.value.downcast_ref::<u32>().expect("a u32")))
 }
 
-fn pttl(server: &RedisServer, key: &str) -> i64 {
-    server
-        .cli(&["pttl", key])
-        .trim()
-        .parse()
-        .expect("PTTL reply")
-}
-
 #[test]
 fn conformance_single_node() {
     let server = RedisServer::start();
@@ -92,14 +84,14 @@ fn every_write_has_a_real_expiry_covering_the_ttl() {
     let server = RedisServer::start();
     let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
     block_on(store.set("a", entry(1u32), Some(Duration::from_secs(90)))).unwrap();
-    let ttl = pttl(&server, "p:a");
+    let ttl = server.pttl("p:a");
     assert!((89_000..=90_000).contains(&ttl), "PTTL {ttl}");
 
     assert!(
         block_on(store.set_if_absent("lock", entry(1u32), Some(Duration::from_millis(1500))))
             .unwrap()
     );
-    let ttl = pttl(&server, "p:lock");
+    let ttl = server.pttl("p:lock");
     assert!((1..=1500).contains(&ttl), "SET NX carries PX: {ttl}");
     assert!(
         !block_on(store.set_if_absent("lock", entry(2u32), Some(Duration::from_secs(5)))).unwrap()
@@ -107,18 +99,14 @@ fn every_write_has_a_real_expiry_covering_the_ttl() {
 
     // Sub-millisecond TTLs round up, never to "no expiry".
     block_on(store.set("tiny", entry(1u32), Some(Duration::from_micros(10)))).unwrap();
-    assert_ne!(pttl(&server, "p:tiny"), -1);
+    assert_ne!(server.pttl("p:tiny"), -1);
 
     block_on(store.set("forever", entry(1u32), None)).unwrap();
-    assert_eq!(
-        pttl(&server, "p:forever"),
-        -1,
-        "only ttl None has no expiry"
-    );
+    assert_eq!(server.pttl("p:forever"), -1, "only ttl None has no expiry");
 
     let many = vec![("m1", entry(1u32)), ("m2", entry(2u32))];
     block_on(store.set_many(many, Some(Duration::from_secs(30)))).unwrap();
-    let ttl = pttl(&server, "p:m2");
+    let ttl = server.pttl("p:m2");
     assert!(
         (29_000..=30_000).contains(&ttl),
         "batch writes expire too: {ttl}"
@@ -170,13 +158,7 @@ fn dedupe_writes_only_extends_expiry_for_same_bytes() {
         .unwrap()
         .prefix("d:")
         .dedupe_writes(true);
-    let calls = |cmd: &str| -> u64 {
-        let info = server.cli(&["info", "commandstats"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let calls = |command: &str| server.command_calls(command);
     block_on(store.set("k", entry(1u32), Some(Duration::from_secs(10)))).unwrap();
     // Same value, new timestamps (as every policy write has): only the
     // 16-byte header is rewritten and the expiry renewed.
@@ -184,7 +166,7 @@ fn dedupe_writes_only_extends_expiry_for_same_bytes() {
     block_on(store.set("k", refreshed, Some(Duration::from_secs(50)))).unwrap();
     assert_eq!(calls("set"), 1, "an unchanged value is not written again");
     assert_eq!((calls("setrange"), calls("pexpire")), (1, 1));
-    assert!(pttl(&server, "d:k") > 40_000, "expiry extended");
+    assert!(server.pttl("d:k") > 40_000, "expiry extended");
     let read = block_on(store.get("k", &TypedDecoder::<u32>::new()))
         .unwrap()
         .unwrap();

@@ -149,6 +149,29 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> String {
         cli(self.port, args)
     }
+
+    /// `PTTL key`: milliseconds left, `-1` without expiry, `-2` if absent.
+    ///
+    /// # Panics
+    /// If the reply is not a number.
+    pub fn pttl(&self, key: &str) -> i64 {
+        let reply = self.cli(&["pttl", key]);
+        reply
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PTTL {key}: unexpected reply {reply:?}"))
+    }
+
+    /// How many times `command` (lower case, e.g. `"get"`) ran so far, from
+    /// `INFO commandstats`; 0 if never.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for RedisServer {
