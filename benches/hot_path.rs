@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use advanced_caching::crates::core::LocalLookup as _;
 use advanced_caching::{
     ChainCache, InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache,
 };
@@ -46,8 +47,8 @@ fn floor(c: &mut Criterion) {
 }
 
 /// A store with 10,000 `user:{i}` entries, as the cached functions write them.
-fn populated_store() -> Arc<dyn Store> {
-    let store: Arc<dyn Store> = Arc::new(InMemCache::new());
+fn populated_store() -> Arc<InMemCache> {
+    let store = Arc::new(InMemCache::new());
     let fill = cache(3600)
         .key("user:{}")
         .store(store.clone())
@@ -65,7 +66,7 @@ fn store(c: &mut Criterion) {
     c.bench_function("store/inmem_get", |b| {
         b.iter(|| {
             let mut out = None;
-            store.get_local(black_box(&key), &mut |entry| {
+            store.visit_local(black_box(&key), |entry| {
                 out = entry.value.downcast_ref::<Arc<String>>().cloned();
             });
             out
@@ -223,5 +224,27 @@ fn background(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, floor, store, hits, background);
+/// Where a template hit's extra time goes: rendering the key alone, and
+/// rendering then looking it up (compare `store/inmem_get`).
+fn keys(c: &mut Criterion) {
+    use advanced_caching::crates::core::KeySource;
+    let spec = KeySource::<u64>::into_key_spec("user:{}").unwrap();
+    c.bench_function("key/template_u64", |b| {
+        b.iter(|| spec.with_key(black_box(&KEY), |k| k.len()))
+    });
+    let store = populated_store();
+    c.bench_function("key/template_then_get", |b| {
+        b.iter(|| {
+            spec.with_key(black_box(&KEY), |k| {
+                let mut out = None;
+                store.visit_local(k, |entry| {
+                    out = entry.value.downcast_ref::<Arc<String>>().cloned();
+                });
+                out
+            })
+        })
+    });
+}
+
+criterion_group!(benches, floor, store, hits, background, keys);
 criterion_main!(benches);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use advanced_caching::crates::core::LocalLookup as _;
 use advanced_caching::{Entry, InMemCache, Store, Value};
 use cached::Cached as _;
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
@@ -46,7 +47,7 @@ fn inmem(keys: &[String]) -> InMemCache {
 #[inline]
 fn inmem_get(store: &InMemCache, key: &str) -> Option<Arc<String>> {
     let mut out = None;
-    store.get_local(key, &mut |entry| {
+    store.visit_local(key, |entry| {
         out = entry.value.downcast_ref::<Arc<String>>().cloned();
     });
     out

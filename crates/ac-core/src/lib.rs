@@ -37,7 +37,7 @@ pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
 pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};
 pub use scheduler::{BlockingJob, Every, JobHandle, Scheduler, Task};
 pub use serializer::{ErasedDeserializer, Serializer};
-pub use store::{BoxFuture, IntoStore, Local, Store, Usage};
+pub use store::{BoxFuture, IntoStore, Local, LocalLookup, Store, Usage};
 
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate
 /// is a single assignment or map operation, so a panic elsewhere cannot

@@ -1,5 +1,6 @@
 //! The [`Store`] trait: the one trait a storage backend implements.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +46,11 @@ pub struct Usage {
 ///
 /// Errors are returned, never panicked; the caching policies count and log
 /// them and carry on without the cache.
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+///
+/// `Any` is a supertrait (every `'static` type has it) so that an
+/// `Arc<dyn Store>` can be downcast to its concrete type, as the facade does
+/// to call [`InMemCache`-like](LocalLookup) stores without virtual calls.
+pub trait Store: Any + Send + Sync + fmt::Debug {
     /// A short name for logs, errors and metrics, e.g. `"inmem"`.
     fn name(&self) -> &'static str;
 
@@ -126,6 +131,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Memory held, if the store can tell cheaply.
     fn usage(&self) -> Option<Usage> {
         None
+    }
+}
+
+/// [`Store::get_local`] with a visitor the compiler can inline, for
+/// callers that know the store's concrete type (the hot path of a cached
+/// function over the default in-memory store). `dyn Store` implements it by
+/// forwarding to [`Store::get_local`].
+pub trait LocalLookup {
+    /// As [`Store::get_local`]: if `key` holds a live entry, call `visit`
+    /// with it while it is borrowed and return [`Local::Found`].
+    fn visit_local(&self, key: &str, visit: impl FnMut(&Entry)) -> Local;
+}
+
+impl LocalLookup for dyn Store {
+    #[inline]
+    fn visit_local(&self, key: &str, mut visit: impl FnMut(&Entry)) -> Local {
+        self.get_local(key, &mut visit)
     }
 }
 

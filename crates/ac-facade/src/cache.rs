@@ -1,6 +1,6 @@
 //! `cache(ttl)`: TTL and stale-while-revalidate for sync and async functions.
 
-use std::any::type_name;
+use std::any::{Any, type_name};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -11,6 +11,8 @@ use std::task::{Context, Poll};
 use ac_core::{
     CachePolicy, CacheValue, CallAsync, Error, IntoSeconds, KeySource, Loader, PolicyConfig, Store,
 };
+
+use ac_store_mem::InMemCache;
 
 use crate::options::{Options, option_setters};
 
@@ -115,7 +117,7 @@ impl<K> CacheBuilder<K> {
     {
         let name = function_name::<F>();
         let policy = self.policy(name, Loader::Sync(Arc::new(move |args| Ok(f(args)))))?;
-        Ok(Cached { policy })
+        Ok(Cached::new(policy))
     }
 
     /// Caches a sync function returning `Result`: `Ok` values are cached,
@@ -133,7 +135,7 @@ impl<K> CacheBuilder<K> {
     {
         let name = function_name::<F>();
         let policy = self.policy(name, Loader::Sync(Arc::new(f)))?;
-        Ok(Cached { policy })
+        Ok(Cached::new(policy))
     }
 
     /// Caches an async function of one argument (a tuple for several).
@@ -154,7 +156,7 @@ impl<K> CacheBuilder<K> {
             Box::pin(async move { Ok(fut.await) }) as ac_core::BoxFuture<'static, _>
         };
         let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
-        Ok(AsyncCached { policy })
+        Ok(AsyncCached::new(policy))
     }
 
     /// Caches an async function returning `Result`: `Ok` values are cached,
@@ -177,7 +179,7 @@ impl<K> CacheBuilder<K> {
         let name = function_name::<F>();
         let load = move |args| Box::pin(f(args)) as ac_core::BoxFuture<'static, _>;
         let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
-        Ok(AsyncCached { policy })
+        Ok(AsyncCached::new(policy))
     }
 
     fn policy<A, T, E>(
@@ -224,6 +226,9 @@ fn function_name<F>() -> String {
 /// Cloning is cheap and shares the cache.
 pub struct Cached<A, T, O: Outcome = Plain> {
     policy: Arc<CachePolicy<A, T, O::Error>>,
+    /// The policy's store, if it is an [`InMemCache`]: hits then take a
+    /// path without virtual calls.
+    in_memory: Option<Arc<InMemCache>>,
 }
 
 /// A cached async function. `call(..).await` returns `T` for [`Plain`]
@@ -231,13 +236,20 @@ pub struct Cached<A, T, O: Outcome = Plain> {
 /// Cloning is cheap and shares the cache.
 pub struct AsyncCached<A, T, O: Outcome = Plain> {
     policy: Arc<CachePolicy<A, T, O::Error>>,
+    /// As in [`Cached`].
+    in_memory: Option<Arc<InMemCache>>,
 }
 
 /// The future of [`AsyncCached::call`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Call<'a, A, T, O: Outcome> {
-    inner: CallAsync<'a, A, T, O::Error>,
+    inner: CallInner<'a, A, T, O::Error>,
     outcome: PhantomData<O>,
+}
+
+enum CallInner<'a, A, T, E> {
+    InMemory(CallAsync<'a, A, T, E, InMemCache>),
+    Any(CallAsync<'a, A, T, E>),
 }
 
 // Nothing is structurally pinned (see `CallAsync`).
@@ -245,7 +257,10 @@ impl<A, T, O: Outcome> Unpin for Call<'_, A, T, O> {}
 
 impl<A, T, O: Outcome> fmt::Debug for Call<'_, A, T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
+        match &self.inner {
+            CallInner::InMemory(call) => call.fmt(f),
+            CallInner::Any(call) => call.fmt(f),
+        }
     }
 }
 
@@ -259,7 +274,10 @@ where
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx).map(O::output)
+        match &mut self.inner {
+            CallInner::InMemory(call) => Pin::new(call).poll(cx).map(O::output),
+            CallInner::Any(call) => Pin::new(call).poll(cx).map(O::output),
+        }
     }
 }
 
@@ -269,6 +287,22 @@ macro_rules! common_methods {
             fn clone(&self) -> Self {
                 Self {
                     policy: Arc::clone(&self.policy),
+                    in_memory: self.in_memory.clone(),
+                }
+            }
+        }
+
+        impl<A, T, O> $ty<A, T, O>
+        where
+            A: Send + 'static,
+            T: CacheValue,
+            O: Outcome,
+        {
+            fn new(policy: Arc<CachePolicy<A, T, O::Error>>) -> Self {
+                let store: Arc<dyn Any + Send + Sync> = Arc::clone(policy.store()) as _;
+                Self {
+                    in_memory: store.downcast::<InMemCache>().ok(),
+                    policy,
                 }
             }
         }
@@ -324,7 +358,10 @@ where
     /// [`AsyncCached`] there.
     #[inline]
     pub fn call(&self, args: A) -> O::Output<T> {
-        O::output(self.policy.call_blocking(args))
+        O::output(match &self.in_memory {
+            Some(store) => self.policy.call_blocking_in(&**store, args),
+            None => self.policy.call_blocking(args),
+        })
     }
 
     /// Deletes the entry for `args` (same arguments as `call`).
@@ -358,8 +395,12 @@ where
     /// the function's value is returned.
     #[inline]
     pub fn call(&self, args: A) -> Call<'_, A, T, O> {
+        let inner = match &self.in_memory {
+            Some(store) => CallInner::InMemory(self.policy.call_async_in(&**store, args)),
+            None => CallInner::Any(self.policy.call_async(args)),
+        };
         Call {
-            inner: self.policy.call_async(args),
+            inner,
             outcome: PhantomData,
         }
     }

@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ac_core::{BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, Store, Usage};
+use ac_core::{
+    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, LocalLookup, Store, Usage,
+};
 use ac_sched::CoarseClock;
 use papaya::{Compute, Operation};
 
@@ -377,8 +379,8 @@ impl InMemCache {
         }
     }
 
-    #[inline]
-    fn visit(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
+    #[inline(always)]
+    fn visit(&self, key: &str, mut visit: impl FnMut(&Entry)) -> Local {
         let map = self.inner.map.pin();
         match map.get(key) {
             Some(record) if record.live(self.inner.clock.now()) => {
@@ -401,7 +403,7 @@ impl Store for InMemCache {
         _decoder: &'a dyn Decoder,
     ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
         let mut found = None;
-        self.visit(key, &mut |entry| found = Some(entry.clone()));
+        self.visit(key, |entry| found = Some(entry.clone()));
         Box::pin(std::future::ready(Ok(found)))
     }
 
@@ -484,6 +486,13 @@ impl Store for InMemCache {
             bytes: self.inner.bytes.load(Ordering::Relaxed),
             entries: self.len() as u64,
         })
+    }
+}
+
+impl LocalLookup for InMemCache {
+    #[inline]
+    fn visit_local(&self, key: &str, visit: impl FnMut(&Entry)) -> Local {
+        self.visit(key, visit)
     }
 }
 

@@ -33,8 +33,8 @@ use single_flight::{Join, Outcome, SingleFlight};
 
 use crate::clock::{check_seconds, ttl_duration};
 use crate::{
-    BoxFuture, CacheValue, Clock, ClockReader, Entry, Error, KeySpec, Local, MetricsCollector,
-    Scheduler, Store, TypedDecoder, Value, lock,
+    BoxFuture, CacheValue, Clock, ClockReader, Entry, Error, KeySpec, Local, LocalLookup,
+    MetricsCollector, Scheduler, Store, TypedDecoder, Value, lock,
 };
 
 /// One in this many in-process lookups is timed when metrics are on: two
@@ -145,8 +145,10 @@ impl<A, T, E> fmt::Debug for CachePolicy<A, T, E> {
 
 /// The future of [`CachePolicy::call_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct CallAsync<'a, A, T, E> {
+pub struct CallAsync<'a, A, T, E, S: ?Sized = dyn Store> {
     policy: &'a Arc<CachePolicy<A, T, E>>,
+    /// The policy's store seen through its concrete type, if known.
+    local: Option<&'a S>,
     /// The arguments until the first poll takes them.
     args: Option<A>,
     /// The slow path (a miss), once started.
@@ -155,9 +157,9 @@ pub struct CallAsync<'a, A, T, E> {
 
 // No field is structurally pinned: `A` is moved out by value and the slow
 // future is already boxed and pinned.
-impl<A, T, E> Unpin for CallAsync<'_, A, T, E> {}
+impl<A, T, E, S: ?Sized> Unpin for CallAsync<'_, A, T, E, S> {}
 
-impl<A, T, E> fmt::Debug for CallAsync<'_, A, T, E> {
+impl<A, T, E, S: ?Sized> fmt::Debug for CallAsync<'_, A, T, E, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.args, &self.slow) {
             (Some(_), _) => "start",
@@ -171,11 +173,12 @@ impl<A, T, E> fmt::Debug for CallAsync<'_, A, T, E> {
     }
 }
 
-impl<A, T, E> Future for CallAsync<'_, A, T, E>
+impl<A, T, E, S> Future for CallAsync<'_, A, T, E, S>
 where
     A: Send + 'static,
     T: CacheValue,
     E: fmt::Debug + Send + 'static,
+    S: LocalLookup + ?Sized,
 {
     type Output = Result<T, E>;
 
@@ -198,7 +201,11 @@ where
                 .as_mut()
                 .poll(cx);
         }
-        match policy.step(&args) {
+        let step = match this.local {
+            Some(local) => policy.step(local, &args),
+            None => policy.step(&*policy.store, &args),
+        };
+        match step {
             Step::Done(value) => Poll::Ready(Ok(value)),
             Step::Refresh(value, key) => {
                 policy.spawn_refresh(key, args);
@@ -291,6 +298,41 @@ where
     /// If the loader is async (the facade never builds that), or if the
     /// cached function panics.
     pub fn call_blocking(self: &Arc<Self>, args: A) -> Result<T, E> {
+        self.call_blocking_via(&*self.store, args)
+    }
+
+    /// [`CachePolicy::call_blocking`] through `store`'s
+    /// [`LocalLookup`], which the compiler can inline: the fast path of
+    /// callers that know the concrete type of this policy's store. A
+    /// `store` that is not this policy's own store is ignored.
+    ///
+    /// # Panics
+    /// As [`CachePolicy::call_blocking`].
+    #[inline]
+    pub fn call_blocking_in<S: Store + LocalLookup>(
+        self: &Arc<Self>,
+        store: &S,
+        args: A,
+    ) -> Result<T, E> {
+        if self.is_own(store) {
+            self.call_blocking_via(store, args)
+        } else {
+            self.call_blocking(args)
+        }
+    }
+
+    /// Whether `store` is this policy's store (the same object).
+    #[inline]
+    fn is_own<S: Store>(&self, store: &S) -> bool {
+        std::ptr::addr_eq(store as *const S, Arc::as_ptr(&self.store))
+    }
+
+    #[inline]
+    fn call_blocking_via<L: LocalLookup + ?Sized>(
+        self: &Arc<Self>,
+        local: &L,
+        args: A,
+    ) -> Result<T, E> {
         let Loader::Sync(load) = &self.loader else {
             panic!("call_blocking on an async loader; use call_async");
         };
@@ -299,14 +341,21 @@ where
         }
         // Mirrors CallAsync::poll on purpose: a shared helper that carried
         // the arguments through one more enum measured ~4 ns slower a hit.
-        match self.step(&args) {
+        match self.step(local, &args) {
             Step::Done(value) => Ok(value),
             Step::Refresh(value, key) => {
                 self.spawn_refresh(key, args);
                 Ok(value)
             }
-            Step::Load(key, remote) => pollster::block_on(self.resolve(key, args, remote)),
+            Step::Load(key, remote) => self.resolve_blocking(key, args, remote),
         }
+    }
+
+    // Out of line so the hit path keeps a small stack frame.
+    #[cold]
+    #[inline(never)]
+    fn resolve_blocking(self: &Arc<Self>, key: String, args: A, remote: bool) -> Result<T, E> {
+        pollster::block_on(self.resolve(key, args, remote))
     }
 
     /// Calls the loader (sync or async) through the cache. The returned
@@ -315,6 +364,24 @@ where
     pub fn call_async(self: &Arc<Self>, args: A) -> CallAsync<'_, A, T, E> {
         CallAsync {
             policy: self,
+            local: None,
+            args: Some(args),
+            slow: None,
+        }
+    }
+
+    /// [`CachePolicy::call_async`] through `store`'s [`LocalLookup`], as
+    /// [`CachePolicy::call_blocking_in`]. A `store` that is not this
+    /// policy's own store is ignored.
+    #[inline]
+    pub fn call_async_in<'a, S: Store + LocalLookup>(
+        self: &'a Arc<Self>,
+        store: &'a S,
+        args: A,
+    ) -> CallAsync<'a, A, T, E, S> {
+        CallAsync {
+            policy: self,
+            local: self.is_own(store).then_some(store),
             args: Some(args),
             slow: None,
         }
@@ -324,50 +391,60 @@ where
     /// store's in-process fast path. With metrics on, one lookup in
     /// [`LATENCY_SAMPLE`] per thread is timed (counts stay exact).
     #[inline]
-    fn step(&self, args: &A) -> Step<T> {
+    fn step<L: LocalLookup + ?Sized>(&self, local: &L, args: &A) -> Step<T> {
         if self.metrics_on && sample_latency() {
             let started = Instant::now();
-            let step = self.lookup_step(args);
+            let step = self.lookup_step(local, args);
             self.metrics
                 .record_latency(&self.name, "get", started.elapsed());
             return step;
         }
-        self.lookup_step(args)
+        self.lookup_step(local, args)
     }
 
     #[inline]
-    fn lookup_step(&self, args: &A) -> Step<T> {
-        self.key.with_key(args, |key| {
-            let now = self.clock.now();
-            match self.lookup_local(key, now) {
-                Found::Fresh(value) => {
-                    self.hit(key);
+    fn lookup_step<L: LocalLookup + ?Sized>(&self, local: &L, args: &A) -> Step<T> {
+        // The static key first, inline: `with_key`'s other arms are large
+        // enough that the compiler would otherwise call out for every hit.
+        if let KeySpec::Static(key) = &self.key {
+            return self.step_for(local, key);
+        }
+        self.key.with_key(args, |key| self.step_for(local, key))
+    }
+
+    #[inline]
+    fn step_for<L: LocalLookup + ?Sized>(&self, local: &L, key: &str) -> Step<T> {
+        let now = self.clock.now();
+        match self.lookup_in(local, key, now) {
+            Found::Fresh(value) => {
+                self.hit(key);
+                Step::Done(value)
+            }
+            Found::Stale(value, claimed) => {
+                self.hit(key);
+                if claimed {
+                    Step::Refresh(value, key.to_owned())
+                } else {
                     Step::Done(value)
                 }
-                Found::Stale(value, claimed) => {
-                    self.hit(key);
-                    if claimed {
-                        Step::Refresh(value, key.to_owned())
-                    } else {
-                        Step::Done(value)
-                    }
-                }
-                Found::Nothing => Step::Load(key.to_owned(), false),
-                Found::Foreign(found) => {
-                    self.type_mismatch(key, found);
-                    Step::Load(key.to_owned(), false)
-                }
-                Found::Remote => Step::Load(key.to_owned(), true),
             }
-        })
+            Found::Nothing => Step::Load(key.to_owned(), false),
+            Found::Foreign(found) => {
+                self.type_mismatch(key, found);
+                Step::Load(key.to_owned(), false)
+            }
+            Found::Remote => Step::Load(key.to_owned(), true),
+        }
+    }
+
+    fn lookup_local(&self, key: &str, now: f64) -> Found<T> {
+        self.lookup_in(&*self.store, key, now)
     }
 
     #[inline]
-    fn lookup_local(&self, key: &str, now: f64) -> Found<T> {
+    fn lookup_in<L: LocalLookup + ?Sized>(&self, local: &L, key: &str, now: f64) -> Found<T> {
         let mut found = Found::Nothing;
-        let local = self.store.get_local(key, &mut |entry| {
-            found = self.classify(key, entry, now, true)
-        });
+        let local = local.visit_local(key, |entry| found = self.classify(key, entry, now, true));
         match local {
             Local::Found => found,
             Local::Missing => Found::Nothing,
