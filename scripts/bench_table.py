@@ -122,6 +122,15 @@ def main():
         r = rust.get(rid)
         lines.append(f"| `{rid}` | {fmt(r)} | {mt_floor / r:.3f} |" if r and mt_floor else f"| `{rid}` | — | — |")
 
+    lines += ["", "Where a template-key hit's extra time goes (`\"user:{}\"` with a `u64`):", "",
+              "| id | ns | what |", "|---|---|---|"]
+    for rid, what in [("key/template_u64", "render the key into the reused buffer"),
+                      ("store/inmem_get", "look a ready key up"),
+                      ("key/template_then_get", "render, then look up"),
+                      ("key/template_fence_get", "render, full fence, then look up"),
+                      ("hit/sync_positional", "the whole cached call")]:
+        lines.append(f"| `{rid}` | {fmt(rust.get(rid))} | {what} |")
+
     g = rust.get
     checks = [
         ("hit/sync_static ≤ 1.5 × floor/papaya_get", g("hit/sync_static"), g("floor/papaya_get"), 1.5, "le"),

@@ -47,9 +47,10 @@ pub struct Usage {
 /// Errors are returned, never panicked; the caching policies count and log
 /// them and carry on without the cache.
 ///
-/// `Any` is a supertrait (every `'static` type has it) so that an
-/// `Arc<dyn Store>` can be downcast to its concrete type, as the facade does
-/// to call [`InMemCache`-like](LocalLookup) stores without virtual calls.
+/// `Any` is a supertrait (every `'static` type has it, so implementors
+/// write nothing for it) so that an `Arc<dyn Store>` can be downcast to its
+/// concrete type: the facade does so once per cached function to read an
+/// in-memory store through [`LocalLookup`], without virtual calls.
 pub trait Store: Any + Send + Sync + fmt::Debug {
     /// A short name for logs, errors and metrics, e.g. `"inmem"`.
     fn name(&self) -> &'static str;
