@@ -406,10 +406,36 @@ where
     fn lookup_step<L: LocalLookup + ?Sized>(&self, local: &L, args: &A) -> Step<T> {
         // The static key first, inline: `with_key`'s other arms are large
         // enough that the compiler would otherwise call out for every hit.
-        if let KeySpec::Static(key) = &self.key {
-            return self.step_for(local, key);
+        match &self.key {
+            KeySpec::Static(key) => self.step_for(local, key),
+            KeySpec::Template(..) => {
+                // A template key lives in a thread-local buffer only while
+                // the closure runs. Handing a fresh hit's value (a few
+                // bytes) out of it, rather than a whole `Step`, saves about
+                // 10 ns a hit; anything else renders the key again.
+                match self.key.with_key(args, |key| self.fresh_hit(local, key)) {
+                    Some(value) => Step::Done(value),
+                    None => self.key.with_key(args, |key| self.step_for(local, key)),
+                }
+            }
+            KeySpec::Closure(_) => self.key.with_key(args, |key| self.step_for(local, key)),
         }
-        self.key.with_key(args, |key| self.step_for(local, key))
+    }
+
+    /// The value of a fresh entry under `key` in the local fast path.
+    #[inline]
+    fn fresh_hit<L: LocalLookup + ?Sized>(&self, local: &L, key: &str) -> Option<T> {
+        let now = self.clock.now();
+        let mut fresh = None;
+        local.visit_local(key, |entry| {
+            if now < entry.fresh_until {
+                fresh = entry.value.downcast_ref::<T>().cloned();
+            }
+        });
+        if fresh.is_some() {
+            self.hit(key);
+        }
+        fresh
     }
 
     #[inline]
