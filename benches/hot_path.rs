@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use advanced_caching::crates::core::LocalLookup as _;
 use advanced_caching::{
     ChainCache, InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+
+mod common;
+use common::inmem_get;
 
 const ENTRIES: u64 = 10_000;
 const KEY: u64 = 4_242;
@@ -64,13 +66,7 @@ fn store(c: &mut Criterion) {
     let store = populated_store();
     let key = format!("user:{KEY}");
     c.bench_function("store/inmem_get", |b| {
-        b.iter(|| {
-            let mut out = None;
-            store.visit_local(black_box(&key), |entry| {
-                out = entry.value.downcast_ref::<Arc<String>>().cloned();
-            });
-            out
-        })
+        b.iter(|| inmem_get(&store, black_box(&key)))
     });
 }
 
@@ -240,24 +236,12 @@ fn keys(c: &mut Criterion) {
         b.iter(|| {
             spec.with_key(black_box(&KEY), |k| {
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                let mut out = None;
-                store.visit_local(k, |entry| {
-                    out = entry.value.downcast_ref::<Arc<String>>().cloned();
-                });
-                out
+                inmem_get(&store, k)
             })
         })
     });
     c.bench_function("key/template_then_get", |b| {
-        b.iter(|| {
-            spec.with_key(black_box(&KEY), |k| {
-                let mut out = None;
-                store.visit_local(k, |entry| {
-                    out = entry.value.downcast_ref::<Arc<String>>().cloned();
-                });
-                out
-            })
-        })
+        b.iter(|| spec.with_key(black_box(&KEY), |k| inmem_get(&store, k)))
     });
 }
 

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use advanced_caching::crates::core::LocalLookup as _;
 use advanced_caching::{Entry, InMemCache, Store, Value};
 use cached::Cached as _;
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
+
+mod common;
+use common::inmem_get;
 
 const ENTRIES: usize = 10_000;
 const KEY: usize = 4_242;
@@ -42,15 +44,6 @@ fn inmem(keys: &[String]) -> InMemCache {
         advanced_caching::crates::core::block_on(store.set(key, entry, None)).unwrap();
     }
     store
-}
-
-#[inline]
-fn inmem_get(store: &InMemCache, key: &str) -> Option<Arc<String>> {
-    let mut out = None;
-    store.visit_local(key, |entry| {
-        out = entry.value.downcast_ref::<Arc<String>>().cloned();
-    });
-    out
 }
 
 fn moka(keys: &[String]) -> moka::sync::Cache<String, Arc<String>> {
