@@ -577,7 +577,9 @@ where
                     let epoch = self.generations.of(&key);
                     return match self.run_loader(args).await {
                         Ok(value) => {
-                            self.write(&key, &value, epoch).await;
+                            // A failed write is counted and logged; the
+                            // caller still gets its value.
+                            let _ = self.write(&key, &value, epoch).await;
                             leader.succeed(value.clone());
                             Ok(value)
                         }
@@ -592,7 +594,7 @@ where
                     Outcome::Failed => {
                         let epoch = self.generations.of(&key);
                         let value = self.run_loader(args).await?;
-                        self.write(&key, &value, epoch).await;
+                        let _ = self.write(&key, &value, epoch).await;
                         return Ok(value);
                     }
                     Outcome::Abandoned => continue,
@@ -616,10 +618,12 @@ where
     }
 
     /// Stores a freshly loaded value, unless `key` was invalidated since the
-    /// load began (`generation`). Store errors are counted and logged.
-    async fn write(&self, key: &str, value: &T, generation: u64) {
+    /// load began (`generation`): that is `Ok`, as the invalidation wins.
+    /// Store errors are counted and logged, and returned for callers that
+    /// report them (`bg` loaders); a caller's own call never fails on them.
+    async fn write(&self, key: &str, value: &T, generation: u64) -> Result<(), Error> {
         if self.generations.of(key) != generation {
-            return;
+            return Ok(());
         }
         let now = self.clock.now();
         let entry = Entry::new(Value::new(value.clone()), now + self.ttl, now);
@@ -629,14 +633,14 @@ where
         let keep = ttl_duration(self.ttl + self.stale).map(|keep| keep + KEEP_MARGIN);
         if let Err(error) = self.store.set(key, entry, keep).await {
             self.store_error("set", key, &error);
-            return;
+            return Err(error);
         }
         if self.generations.of(key) != generation {
             // An invalidation raced the write: it wins.
             if let Err(error) = self.store.delete(key).await {
                 self.store_error("delete", key, &error);
             }
-            return;
+            return Ok(());
         }
         self.writes.bump(key);
         self.forget_remote_claim(key);
@@ -647,6 +651,7 @@ where
                     .record_memory_usage(&self.name, usage.bytes, usage.entries);
             }
         }
+        Ok(())
     }
 
     /// Claims the refresh of a stale entry read from a remote store.

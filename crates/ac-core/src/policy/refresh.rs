@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::single_flight::Leader;
 use super::{CachePolicy, Found, Loader};
 use crate::clock::ttl_duration;
-use crate::{CacheValue, Entry, Value};
+use crate::{CacheValue, Entry, Error, Value};
 
 /// The value of a stale-refresh lock entry: a type of its own, so no cached
 /// function can mistake a lock for its value. Encoded as the string `"1"`,
@@ -46,6 +46,9 @@ pub enum RefreshError<E> {
     Failed(E),
     /// The function panicked.
     Panicked,
+    /// The function returned a value but the store did not take it (the
+    /// value was still handed to callers waiting on this load).
+    Store(Error),
 }
 
 impl<E: fmt::Debug> fmt::Display for RefreshError<E> {
@@ -53,6 +56,7 @@ impl<E: fmt::Debug> fmt::Display for RefreshError<E> {
         match self {
             Self::Failed(error) => write!(f, "the function failed: {error:?}"),
             Self::Panicked => f.write_str("the function panicked"),
+            Self::Store(error) => write!(f, "the store did not take the value: {error}"),
         }
     }
 }
@@ -161,9 +165,9 @@ where
         };
         let outcome = match result {
             Some(Ok(value)) => {
-                self.write(key, &value, epoch).await;
+                let written = self.write(key, &value, epoch).await;
                 leader.succeed(value);
-                Ok(())
+                written.map_err(RefreshError::Store)
             }
             Some(Err(error)) => {
                 leader.fail();
