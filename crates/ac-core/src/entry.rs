@@ -218,6 +218,16 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// Sets when the next stale refresh of this entry may be claimed (`0`:
+    /// at once): a refresh that ended without replacing the entry hands the
+    /// claim back this way.
+    #[inline]
+    pub fn defer_refresh(&self, until: f64) {
+        self.next_refresh.store(until.to_bits(), Ordering::Release);
+    }
+}
+
 impl Clone for Entry {
     /// Clones value and timestamps; the refresh claim starts afresh.
     fn clone(&self) -> Self {

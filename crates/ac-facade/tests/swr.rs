@@ -257,3 +257,118 @@ fn a_successful_refresh_releases_the_lock_for_the_next_window() {
     fx.scheduler.shutdown();
     assert_eq!(fx.calls.get(), 3, "second window refreshed too");
 }
+
+/// A real [`LocalFileCache`] whose next `get` can be held after it has
+/// read the entry: a caller that read the old entry then loses the race to
+/// another caller's refresh, deterministically.
+#[cfg(feature = "file")]
+#[derive(Debug)]
+struct HeldReads {
+    inner: advanced_caching::LocalFileCache,
+    /// For the next `get`: say it has read, then wait to be let go.
+    hold_next: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+#[cfg(feature = "file")]
+impl Store for HeldReads {
+    fn name(&self) -> &'static str {
+        "held-reads"
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        decoder: &'a dyn advanced_caching::Decoder,
+    ) -> advanced_caching::BoxFuture<'a, advanced_caching::Result<Option<advanced_caching::Entry>>>
+    {
+        Box::pin(async move {
+            let entry = self.inner.get(key, decoder).await;
+            let hold = self.hold_next.lock().unwrap().take();
+            if let Some((read, go)) = hold {
+                read.send(()).unwrap();
+                go.recv().unwrap();
+            }
+            entry
+        })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        entry: advanced_caching::Entry,
+        ttl: Option<Duration>,
+    ) -> advanced_caching::BoxFuture<'a, advanced_caching::Result<()>> {
+        self.inner.set(key, entry, ttl)
+    }
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        entry: advanced_caching::Entry,
+        ttl: Option<Duration>,
+    ) -> advanced_caching::BoxFuture<'a, advanced_caching::Result<bool>> {
+        self.inner.set_if_absent(key, entry, ttl)
+    }
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> advanced_caching::BoxFuture<'a, advanced_caching::Result<()>> {
+        self.inner.delete(key)
+    }
+    fn clear(&self) -> advanced_caching::BoxFuture<'_, advanced_caching::Result<()>> {
+        self.inner.clear()
+    }
+}
+
+/// The cause of stale windows going without a refresh (the old code): a
+/// caller read the stale entry, another caller's refresh replaced it, and
+/// the first then claimed a refresh, found it done, and kept its claim for
+/// the whole stale window, so the next windows of that key (ttl shorter
+/// than the stale window) were never refreshed. Refreshes run on a
+/// one-thread pool, joined by `shutdown`.
+#[cfg(feature = "file")]
+#[test]
+fn a_refresh_that_finds_the_work_done_hands_its_claim_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let scheduler = ThreadScheduler::new("swr-in-order", 1).unwrap();
+    let calls = Calls::default();
+    let store = Arc::new(HeldReads {
+        inner: advanced_caching::LocalFileCache::new(dir.path())
+            .unwrap()
+            .clock(clock.clone()),
+        hold_next: Mutex::new(None),
+    });
+    let counted = calls.clone();
+    let f = cache(1)
+        .stale(30)
+        .key("rates")
+        .store(store.clone())
+        .clock(clock.clone())
+        .scheduler(scheduler.clone())
+        .wrap(move |()| counted.bump())
+        .unwrap();
+    assert_eq!(f.call(()), 1);
+    clock.advance(1.5); // stale
+
+    // A late reader reads entry 1 and is held before it claims.
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    *store.hold_next.lock().unwrap() = Some((read_tx, go_rx));
+    let late = thread::scope(|s| {
+        let late = s.spawn(|| f.call(()));
+        read_rx.recv().unwrap();
+        // Meanwhile another caller claims and refreshes: entry 2.
+        assert_eq!(f.call(()), 1);
+        scheduler.shutdown();
+        assert_eq!(calls.get(), 2);
+        go_tx.send(()).unwrap();
+        late.join().unwrap()
+    });
+    assert_eq!(late, 1, "the late reader serves what it read");
+    scheduler.shutdown(); // its refresh finds entry 1 replaced
+
+    for window in 3..=12 {
+        clock.advance(1.5); // the newest entry is stale
+        assert_eq!(f.call(()), window - 1, "stale value served");
+        scheduler.shutdown();
+        assert_eq!(calls.get(), window, "this stale window was refreshed");
+    }
+}

@@ -125,10 +125,46 @@ pub struct CachePolicy<A, T, E> {
     /// the key only if a write happened since its caller's lookup.
     writes: Generations,
     /// Refresh claims for entries read from a remote store, which arrive as
-    /// fresh copies and cannot carry the in-entry claim: key -> earliest
-    /// next attempt. Only keys seen stale are here; a write removes its key.
-    remote_claims: Mutex<HashMap<String, f64, foldhash::fast::RandomState>>,
+    /// fresh copies and cannot carry the in-entry claim. Only keys seen
+    /// stale are here; a write of the key removes it.
+    remote_claims: Mutex<HashMap<String, RemoteClaim, foldhash::fast::RandomState>>,
 }
+
+/// Which stored entry a stale refresh was claimed for. A claim belongs to
+/// one version of a key: a newer entry going stale is claimed afresh, so a
+/// claim left behind by a refresh that found nothing to do cannot block the
+/// next stale window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Version {
+    created_at: f64,
+    fresh_until: f64,
+}
+
+impl Version {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            created_at: entry.created_at,
+            fresh_until: entry.fresh_until,
+        }
+    }
+
+    /// Whether `self` was written after `other`.
+    fn is_newer_than(self, other: Self) -> bool {
+        (self.created_at, self.fresh_until) > (other.created_at, other.fresh_until)
+    }
+}
+
+/// A stale-refresh claim on an entry read from a remote store.
+#[derive(Debug, Clone, Copy)]
+struct RemoteClaim {
+    version: Version,
+    /// Earliest time another refresh of this version may be tried.
+    retry_at: f64,
+}
+
+/// Remote claims kept before expired ones are pruned (keys seen stale whose
+/// refresh failed and that were not read again).
+const REMOTE_CLAIMS_PRUNE_AT: usize = 4096;
 
 impl<A, T, E> fmt::Debug for CachePolicy<A, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -207,8 +243,8 @@ where
         };
         match step {
             Step::Done(value) => Poll::Ready(Ok(value)),
-            Step::Refresh(value, key) => {
-                policy.spawn_refresh(key, args);
+            Step::Refresh(value, key, version) => {
+                policy.spawn_refresh(key, args, version);
                 Poll::Ready(Ok(value))
             }
             Step::Load(key, remote) => this
@@ -223,8 +259,9 @@ where
 /// What a lookup found.
 enum Found<T> {
     Fresh(T),
-    /// Stale and servable; `true` if this caller claimed the refresh.
-    Stale(T, bool),
+    /// Stale and servable; the entry's version if this caller claimed its
+    /// refresh.
+    Stale(T, Option<Version>),
     /// Nothing usable: absent or dead.
     Nothing,
     /// An entry holding another type (named): unusable, and worth reporting.
@@ -236,7 +273,7 @@ enum Found<T> {
 /// What the synchronous part of a call decided.
 enum Step<T> {
     Done(T),
-    Refresh(T, String),
+    Refresh(T, String, Version),
     Load(String, bool),
 }
 
@@ -343,8 +380,8 @@ where
         // the arguments through one more enum measured ~4 ns slower a hit.
         match self.step(local, &args) {
             Step::Done(value) => Ok(value),
-            Step::Refresh(value, key) => {
-                self.spawn_refresh(key, args);
+            Step::Refresh(value, key, version) => {
+                self.spawn_refresh(key, args, version);
                 Ok(value)
             }
             Step::Load(key, remote) => self.resolve_blocking(key, args, remote),
@@ -448,10 +485,9 @@ where
             }
             Found::Stale(value, claimed) => {
                 self.hit(key);
-                if claimed {
-                    Step::Refresh(value, key.to_owned())
-                } else {
-                    Step::Done(value)
+                match claimed {
+                    Some(version) => Step::Refresh(value, key.to_owned(), version),
+                    None => Step::Done(value),
                 }
             }
             Found::Nothing => Step::Load(key.to_owned(), false),
@@ -486,12 +522,13 @@ where
         if now < entry.fresh_until {
             Found::Fresh(value.clone())
         } else if self.stale > 0.0 && now <= entry.fresh_until + self.stale {
+            let version = Version::of(entry);
             let claimed = if local {
                 entry.claim_refresh(now, self.refresh_hold)
             } else {
-                self.claim_remote(key, now)
+                self.claim_remote(key, version, now)
             };
-            Found::Stale(value.clone(), claimed)
+            Found::Stale(value.clone(), claimed.then_some(version))
         } else {
             Found::Nothing
         }
@@ -508,8 +545,8 @@ where
                 }
                 Found::Stale(value, claimed) => {
                     self.hit(&key);
-                    if claimed {
-                        self.spawn_refresh(key, args);
+                    if let Some(version) = claimed {
+                        self.spawn_refresh(key, args, version);
                     }
                     return Ok(value);
                 }
@@ -521,14 +558,6 @@ where
             self.metrics.record_miss(&self.name, &key);
         }
         self.load(key, args, remote.then_some(writes_seen)).await
-    }
-
-    /// Looks `key` up through the fast path if the store has one.
-    async fn lookup(&self, key: &str) -> Found<T> {
-        match self.lookup_local(key, self.clock.now()) {
-            Found::Remote => self.lookup_remote(key).await,
-            found => found,
-        }
     }
 
     async fn lookup_remote(&self, key: &str) -> Found<T> {
@@ -654,20 +683,53 @@ where
         Ok(())
     }
 
-    /// Claims the refresh of a stale entry read from a remote store.
-    fn claim_remote(&self, key: &str, now: f64) -> bool {
+    /// Claims the refresh of `version` of a stale entry read from a remote
+    /// store: refused while another caller's claim on that version holds,
+    /// or if a newer version is already claimed (this caller read an older
+    /// copy).
+    fn claim_remote(&self, key: &str, version: Version, now: f64) -> bool {
         let mut claims = lock(&self.remote_claims);
+        let claim = RemoteClaim {
+            version,
+            retry_at: now + self.refresh_hold,
+        };
         match claims.get_mut(key) {
-            Some(next) if now < *next => false,
-            Some(next) => {
-                *next = now + self.refresh_hold;
+            Some(held) if held.version == version && now < held.retry_at => false,
+            Some(held) if held.version.is_newer_than(version) => false,
+            Some(held) => {
+                *held = claim;
                 true
             }
             None => {
-                claims.insert(key.to_owned(), now + self.refresh_hold);
+                if claims.len() >= REMOTE_CLAIMS_PRUNE_AT {
+                    claims.retain(|_, held| now < held.retry_at);
+                }
+                claims.insert(key.to_owned(), claim);
                 true
             }
         }
+    }
+
+    /// Ends this caller's claim on `version` of `key`: released (`None`),
+    /// or held until `retry_at`. A claim on another version is left alone.
+    fn end_claim(&self, key: &str, version: Version, retry_at: Option<f64>) {
+        {
+            let mut claims = lock(&self.remote_claims);
+            if let Some(held) = claims.get_mut(key).filter(|held| held.version == version) {
+                match retry_at {
+                    Some(retry_at) => held.retry_at = retry_at,
+                    None => {
+                        claims.remove(key);
+                    }
+                }
+            }
+        }
+        // An in-process entry carries its own claim.
+        self.store.get_local(key, &mut |entry| {
+            if Version::of(entry) == version {
+                entry.defer_refresh(retry_at.unwrap_or(0.0));
+            }
+        });
     }
 
     fn forget_remote_claim(&self, key: &str) {

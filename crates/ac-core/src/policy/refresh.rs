@@ -17,9 +17,19 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::single_flight::Leader;
-use super::{CachePolicy, Found, Loader};
+use super::{CachePolicy, Loader, Version};
 use crate::clock::ttl_duration;
-use crate::{CacheValue, Entry, Error, Value};
+use crate::{CacheValue, Entry, Error, Local, TypedDecoder, Value};
+
+/// How a claimed stale refresh ended.
+enum StaleRefresh {
+    /// The entry was replaced: by this refresh, or before it by another.
+    Replaced,
+    /// Another load or another process's refresh was under way.
+    Busy,
+    /// The function failed or panicked, or the store did not take its value.
+    Failed,
+}
 
 /// The value of a stale-refresh lock entry: a type of its own, so no cached
 /// function can mistake a lock for its value. Encoded as the string `"1"`,
@@ -79,29 +89,46 @@ where
     T: CacheValue,
     E: fmt::Debug + Send + 'static,
 {
-    /// Starts the refresh of `key` on the scheduler: a blocking job for a
-    /// sync function (never on the caller's thread), a task for an async one.
-    pub(super) fn spawn_refresh(self: &Arc<Self>, key: String, args: A) {
+    /// Starts the refresh of `version` of `key` (which this caller claimed)
+    /// on the scheduler: a blocking job for a sync function (never on the
+    /// caller's thread), a task for an async one.
+    pub(super) fn spawn_refresh(self: &Arc<Self>, key: String, args: A, version: Version) {
         let this = Arc::clone(self);
         let spawned = match &self.loader {
             Loader::Sync(_) => self.scheduler.spawn_blocking(Box::new(move || {
-                pollster::block_on(this.refresh_stale(key, args))
+                pollster::block_on(this.refresh_stale(key, args, version));
             })),
-            Loader::Async(_) => self
-                .scheduler
-                .spawn(Box::pin(async move { this.refresh_stale(key, args).await })),
+            Loader::Async(_) => self.scheduler.spawn(Box::pin(async move {
+                this.refresh_stale(key, args, version).await;
+            })),
         };
         if let Err(error) = spawned {
-            tracing::warn!(cache = %self.name, %error, "could not schedule a stale refresh");
-            self.metrics
-                .record_error(&self.name, "refresh", error.kind());
+            self.store_error("refresh", "", &error);
         }
     }
 
-    async fn refresh_stale(self: Arc<Self>, key: String, args: A) {
+    /// The stale refresh of `version` of `key`, and the end of this
+    /// caller's claim on it. Every way out but a failed function hands the
+    /// claim back, so the next stale window is refreshed again.
+    async fn refresh_stale(self: Arc<Self>, key: String, args: A, version: Version) {
+        let retry_at = match self.refresh_claimed(&key, args, version).await {
+            // The entry was replaced (by us or by someone else): a newer
+            // version is claimed on its own when it goes stale.
+            StaleRefresh::Replaced => None,
+            // Someone else is refreshing: look again soon, in case their
+            // value never lands.
+            StaleRefresh::Busy => Some(self.clock.now() + self.ttl.min(self.refresh_hold)),
+            // Serve the stale value until the claim's hold ends rather than
+            // retrying on every hit.
+            StaleRefresh::Failed => return,
+        };
+        self.end_claim(&key, version, retry_at);
+    }
+
+    async fn refresh_claimed(&self, key: &str, args: A, version: Version) -> StaleRefresh {
         // A load of this key is already running: it will write a fresh entry.
-        let Some(leader) = self.flights.try_lead(&key) else {
-            return;
+        let Some(leader) = self.flights.try_lead(key) else {
+            return StaleRefresh::Busy;
         };
         let now = self.clock.now();
         let lock = Entry::new(Value::new(RefreshLock), now + self.refresh_hold, now);
@@ -113,28 +140,52 @@ where
         {
             Ok(true) => {}
             // Another process holds the lock and refreshes.
-            Ok(false) => return,
+            Ok(false) => return StaleRefresh::Busy,
             // The store is failing; refresh anyway, the caller's value is stale.
             Err(error) => self.store_error("refresh_lock", &lock_key, &error),
         }
-        // Someone may have refreshed between our stale read and the lock
-        // (and released theirs): then there is nothing to do.
-        if let Found::Fresh(_) = self.lookup(&key).await {
-            if let Err(error) = self.store.delete(&lock_key).await {
-                self.store_error("refresh_unlock", &lock_key, &error);
-            }
-            return;
-        }
-        match self.reload_as(&key, args, leader).await {
-            // Free the lock for the next stale window; a failure keeps it
-            // (and the stale value) until this window ends.
-            Ok(()) => {
-                if let Err(error) = self.store.delete(&lock_key).await {
-                    self.store_error("refresh_unlock", &lock_key, &error);
+        // Refresh only the entry this caller saw stale: if another caller
+        // (here or in another process) replaced it between our read and the
+        // lock, or it was invalidated, there is nothing to do.
+        let outcome = if self.is_current(key, version).await {
+            match self.reload_as(key, args, leader).await {
+                Ok(()) => StaleRefresh::Replaced,
+                Err(error) => {
+                    tracing::warn!(cache = %self.name, %error,
+                        "stale refresh failed; serving the stale value until its window ends");
+                    tracing::debug!(cache = %self.name, key, "stale refresh failed");
+                    // A failure keeps the lock (and the stale value) until
+                    // the window ends.
+                    return StaleRefresh::Failed;
                 }
             }
-            Err(error) => tracing::warn!(cache = %self.name, key, %error,
-                "stale refresh failed; serving the stale value until its window ends"),
+        } else {
+            StaleRefresh::Replaced
+        };
+        if let Err(error) = self.store.delete(&lock_key).await {
+            self.store_error("refresh_unlock", &lock_key, &error);
+        }
+        outcome
+    }
+
+    /// Whether the entry under `key` is still `version`, read without
+    /// claiming it.
+    async fn is_current(&self, key: &str, version: Version) -> bool {
+        let mut found = None;
+        match self.store.get_local(key, &mut |entry| {
+            found = Some(Version::of(entry));
+        }) {
+            Local::Found => return found == Some(version),
+            Local::Missing => return false,
+            Local::Unsupported => {}
+        }
+        match self.store.get(key, &TypedDecoder::<T>::new()).await {
+            Ok(entry) => entry.as_ref().map(Version::of) == Some(version),
+            Err(error) => {
+                // Refreshing is the safe side: the caller's value is stale.
+                self.store_error("get", key, &error);
+                true
+            }
         }
     }
 
