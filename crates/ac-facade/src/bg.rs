@@ -260,7 +260,7 @@ impl BgBuilder {
     pub fn try_wrap<T, E, F>(self, f: F) -> Result<BgLoader<T, Fallible<E>>, Error>
     where
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
         F: Fn() -> Result<T, E> + Send + Sync + 'static,
     {
         self.build(Loader::Sync(Arc::new(move |()| f())))
@@ -292,7 +292,7 @@ impl BgBuilder {
     pub fn try_wrap_async<T, E, F, Fut>(self, f: F) -> Result<AsyncBgLoader<T, Fallible<E>>, Error>
     where
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -304,7 +304,7 @@ impl BgBuilder {
     fn build<T, E>(self, loader: Loader<(), T, E>) -> Result<Parts<T, E>, Error>
     where
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
     {
         let what = if self.writer { "bg::write" } else { "bg" };
         let Some(key) = self.key else {
@@ -431,7 +431,7 @@ fn refresh_task<T, E>(
 ) -> Task
 where
     T: CacheValue,
-    E: fmt::Debug + Send + 'static,
+    E: fmt::Debug + Clone + Send + 'static,
 {
     let (policy, first) = (Arc::clone(policy), Arc::clone(first));
     // Dropped with the task, i.e. whenever the job ends (stopped, shut

@@ -123,6 +123,27 @@ impl<K> CacheBuilder<K> {
     /// Caches a sync function returning `Result`: `Ok` values are cached,
     /// an `Err` is returned and not cached.
     ///
+    /// Concurrent callers missing the same key share one run of the
+    /// function, and so its outcome: if it fails, every caller waiting on
+    /// it gets a clone of its error, and the function is not run again for
+    /// them (a failing backend is asked once, not once per caller). The next
+    /// call after that run ends runs the function again. This is why `E`
+    /// must be `Clone`; for an error type that is not (`std::io::Error`,
+    /// `anyhow::Error`), return it in an `Arc`, as moka's `try_get_with`
+    /// does:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use advanced_caching::cache;
+    ///
+    /// let read = cache(60)
+    ///     .key("file:{}")
+    ///     .try_wrap(|path: String| std::fs::read_to_string(&path).map_err(Arc::new))?;
+    /// let error: Arc<std::io::Error> = read.call("/no/such/file".into()).unwrap_err();
+    /// assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    /// # Ok::<(), advanced_caching::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`CacheBuilder::wrap`].
     pub fn try_wrap<A, T, E, F>(self, f: F) -> Result<Cached<A, T, Fallible<E>>, Error>
@@ -130,7 +151,7 @@ impl<K> CacheBuilder<K> {
         K: KeySource<A>,
         A: Send + 'static,
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
         F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
     {
         let name = function_name::<F>();
@@ -160,7 +181,9 @@ impl<K> CacheBuilder<K> {
     }
 
     /// Caches an async function returning `Result`: `Ok` values are cached,
-    /// an `Err` is returned and not cached.
+    /// an `Err` is returned and not cached. Tasks waiting on one run of the
+    /// function share its error, as with [`CacheBuilder::try_wrap`] (hence
+    /// `E: Clone`; wrap other errors in an `Arc`).
     ///
     /// # Errors
     /// As [`CacheBuilder::wrap`].
@@ -172,7 +195,7 @@ impl<K> CacheBuilder<K> {
         K: KeySource<A>,
         A: Send + 'static,
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
         F: Fn(A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -191,7 +214,7 @@ impl<K> CacheBuilder<K> {
         K: KeySource<A>,
         A: Send + 'static,
         T: CacheValue,
-        E: fmt::Debug + Send + 'static,
+        E: fmt::Debug + Clone + Send + 'static,
     {
         let key = self.key.into_key_spec()?;
         let mut options = self.options;

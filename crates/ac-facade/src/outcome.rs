@@ -7,8 +7,9 @@ use std::marker::PhantomData;
 /// How a cached function's result is returned: as is ([`Plain`]) or as a
 /// `Result` whose errors are never cached ([`Fallible`]).
 pub trait Outcome: Send + Sync + 'static {
-    /// The function's error type.
-    type Error: fmt::Debug + Send + 'static;
+    /// The function's error type: `Clone`, because every caller waiting
+    /// on a failed run of the function receives its error.
+    type Error: fmt::Debug + Clone + Send + 'static;
     /// What `call` returns for a value type `T`.
     type Output<T>;
     /// Turns the policy's result into `call`'s output.
@@ -41,7 +42,7 @@ impl<E> fmt::Debug for Fallible<E> {
     }
 }
 
-impl<E: fmt::Debug + Send + 'static> Outcome for Fallible<E> {
+impl<E: fmt::Debug + Clone + Send + 'static> Outcome for Fallible<E> {
     type Error = E;
     type Output<T> = Result<T, E>;
     #[inline]

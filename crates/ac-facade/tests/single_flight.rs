@@ -102,20 +102,28 @@ fn a_panicking_leader_does_not_wedge_the_key() {
     assert_eq!(f.call(()), 2, "and the key is cached");
 }
 
+/// Callers in one flight of a failing function: how many runs of the
+/// function they caused, and what each got.
+const FAILING_CALLERS: usize = 20;
+
 #[test]
-fn after_a_failed_leader_waiters_still_get_answers() {
+fn a_failing_load_runs_once_for_all_its_waiters_and_is_not_cached() {
     let calls = Calls::default();
     let c = calls.clone();
     let f = cache(60)
         .key("e")
         .try_wrap(move |()| {
             let n = c.bump();
-            thread::sleep(Duration::from_millis(50));
-            if n == 1 { Err("first fails") } else { Ok(n) }
+            thread::sleep(Duration::from_millis(100)); // hold the flight open
+            if n == 1 {
+                Err(format!("backend down (run {n})"))
+            } else {
+                Ok(n)
+            }
         })
         .unwrap();
-    let barrier = Arc::new(Barrier::new(4));
-    let handles: Vec<_> = (0..4)
+    let barrier = Arc::new(Barrier::new(FAILING_CALLERS));
+    let handles: Vec<_> = (0..FAILING_CALLERS)
         .map(|_| {
             let (f, barrier) = (f.clone(), barrier.clone());
             thread::spawn(move || {
@@ -126,13 +134,66 @@ fn after_a_failed_leader_waiters_still_get_answers() {
         .collect();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(
-        results.iter().filter(|r| r.is_err()).count(),
+        calls.get(),
         1,
-        "{results:?}"
+        "one run of the function for {FAILING_CALLERS} callers"
     );
-    assert!(results.iter().filter_map(|r| r.ok()).all(|n| n >= 2));
-    let cached = f.call(()).unwrap();
-    assert_eq!(f.call(()), Ok(cached), "a success got cached");
+    for result in &results {
+        assert_eq!(
+            result,
+            &Err("backend down (run 1)".to_owned()),
+            "every waiter got the flight's error"
+        );
+    }
+    assert_eq!(
+        f.call(()),
+        Ok(2),
+        "the error was not cached: the next call runs again"
+    );
+    assert_eq!(f.call(()), Ok(2), "and its success is");
+    assert_eq!(calls.get(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_async_load_runs_once_for_all_its_waiters_and_is_not_cached() {
+    let calls = Calls::default();
+    let c = calls.clone();
+    let f = cache(60)
+        .key("e")
+        .try_wrap_async(move |()| {
+            let c = c.clone();
+            async move {
+                let n = c.bump();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if n == 1 {
+                    Err(Arc::new(std::io::Error::other("backend down")))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .unwrap();
+    let tasks: Vec<_> = (0..FAILING_CALLERS)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.call(()).await })
+        })
+        .collect();
+    for task in tasks {
+        let error = task.await.unwrap().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "backend down",
+            "every waiter got the flight's error"
+        );
+    }
+    assert_eq!(
+        calls.get(),
+        1,
+        "one run of the function for {FAILING_CALLERS} tasks"
+    );
+    assert_eq!(f.call(()).await.unwrap(), 2, "the error was not cached");
+    assert_eq!(calls.get(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

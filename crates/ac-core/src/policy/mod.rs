@@ -117,7 +117,7 @@ pub struct CachePolicy<A, T, E> {
     metrics_on: bool,
     scheduler: Arc<dyn Scheduler>,
     loader: Loader<A, T, E>,
-    flights: SingleFlight<T>,
+    flights: SingleFlight<T, E>,
     /// Bumped by `invalidate`/`clear`; a load that started before does not
     /// write its (possibly outdated) value.
     generations: Generations,
@@ -213,7 +213,7 @@ impl<A, T, E, S> Future for CallAsync<'_, A, T, E, S>
 where
     A: Send + 'static,
     T: CacheValue,
-    E: fmt::Debug + Send + 'static,
+    E: fmt::Debug + Clone + Send + 'static,
     S: LocalLookup + ?Sized,
 {
     type Output = Result<T, E>;
@@ -281,7 +281,7 @@ impl<A, T, E> CachePolicy<A, T, E>
 where
     A: Send + 'static,
     T: CacheValue,
-    E: fmt::Debug + Send + 'static,
+    E: fmt::Debug + Clone + Send + 'static,
 {
     /// Builds a policy, refusing a negative or NaN `ttl` or `stale`.
     pub fn new(config: PolicyConfig<A>, loader: Loader<A, T, E>) -> Result<Self, Error> {
@@ -613,19 +613,16 @@ where
                             Ok(value)
                         }
                         Err(error) => {
-                            leader.fail();
+                            leader.fail(error.clone());
                             Err(error)
                         }
                     };
                 }
                 Join::Waiter(waiter) => match waiter.wait().await {
                     Outcome::Value(value) => return Ok(value),
-                    Outcome::Failed => {
-                        let epoch = self.generations.of(&key);
-                        let value = self.run_loader(args).await?;
-                        let _ = self.write(&key, &value, epoch).await;
-                        return Ok(value);
-                    }
+                    // The flight's error, not a run of our own: a failing
+                    // backend is asked once per flight, not once per caller.
+                    Outcome::Failed(error) => return Err(error),
                     Outcome::Abandoned => continue,
                 },
             }

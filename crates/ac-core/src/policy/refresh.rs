@@ -87,7 +87,7 @@ impl<A, T, E> CachePolicy<A, T, E>
 where
     A: Send + 'static,
     T: CacheValue,
-    E: fmt::Debug + Send + 'static,
+    E: fmt::Debug + Clone + Send + 'static,
 {
     /// Starts the refresh of `version` of `key` (which this caller claimed)
     /// on the scheduler: a blocking job for a sync function (never on the
@@ -206,7 +206,7 @@ where
         &self,
         key: &str,
         args: A,
-        leader: Leader<'_, T>,
+        leader: Leader<'_, T, E>,
     ) -> Result<(), RefreshError<E>> {
         let started = Instant::now();
         let epoch = self.generations.of(key);
@@ -221,7 +221,7 @@ where
                 written.map_err(RefreshError::Store)
             }
             Some(Err(error)) => {
-                leader.fail();
+                leader.fail(error.clone());
                 self.metrics.record_error(&self.name, "refresh", "loader");
                 Err(RefreshError::Failed(error))
             }
