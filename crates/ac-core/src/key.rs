@@ -7,6 +7,19 @@
 //! mixing `{}` with `{0}`) is an [`Error::InvalidTemplate`] naming the
 //! template — never a silent fallback to the raw template as a key.
 //!
+//! A template must place every argument: one that leaves an argument out
+//! (`"profile:{}"` over `(u64, String)`), or a static key on a function
+//! whose arguments are not `()`, is refused, since calls that differ only in
+//! the missing argument would share one entry and return each other's
+//! values. To share an entry on purpose, pass a key closure.
+//!
+//! Arguments are inserted verbatim, as the Python package does (so both
+//! render the same keys): `"{0}:{1}"` over `("a:b", "c")` and `("a", "b:c")`
+//! gives `"a:b:c"` twice. Where string arguments may contain the
+//! separator, use a key closure that escapes or length-prefixes them (for
+//! example `format!("{}:{}:{}", a.len(), a, b)`), or a separator the
+//! arguments cannot contain.
+//!
 //! A hit with a template key renders into a reused thread-local buffer, so
 //! it does not allocate; the key is copied to the heap only on a miss.
 
@@ -244,16 +257,48 @@ impl KeyTemplate {
         }
     }
 
-    /// Checks that the template fits a function of `arity` arguments.
+    /// Checks that the template fits a function of `arity` arguments: no
+    /// placeholder beyond them, and every one of them placed in the key.
+    /// A template that left an argument out would give calls that differ
+    /// only in it one shared entry, each returning the other's value.
+    ///
+    /// ```
+    /// use ac_core::KeyTemplate;
+    /// assert!(KeyTemplate::parse("order:{0}:{1}").unwrap().check_arity(2).is_ok());
+    /// let error = KeyTemplate::parse("profile:{}").unwrap().check_arity(2).unwrap_err();
+    /// assert!(error.to_string().contains("does not use argument {1}"));
+    /// assert!(KeyTemplate::parse("flags").unwrap().check_arity(1).is_err());
+    /// ```
     pub fn check_arity(&self, arity: usize) -> Result<(), Error> {
+        let plural = if arity == 1 { "" } else { "s" };
         let needed = self.required_args();
         if needed > arity {
             return Err(Error::template(
                 &self.source,
                 format!(
-                    "placeholder {{{}}} is beyond the function's {arity} argument{}",
-                    needed - 1,
-                    if arity == 1 { "" } else { "s" }
+                    "placeholder {{{}}} is beyond the function's {arity} argument{plural}",
+                    needed - 1
+                ),
+            ));
+        }
+        let used = |index: usize| self.parts.iter().any(|part| *part == Part::Arg(index));
+        if let Some(unused) = (0..arity).find(|&index| !used(index)) {
+            let problem = if self.as_static().is_some() {
+                format!(
+                    "is a static key, but the function takes {arity} argument{plural}: every \
+                     call would share one entry"
+                )
+            } else {
+                format!(
+                    "does not use argument {{{unused}}} of the function's {arity} arguments: \
+                     calls that differ only in it would share one entry"
+                )
+            };
+            return Err(Error::template(
+                &self.source,
+                format!(
+                    "{problem}; place every argument in the template, or pass a key closure \
+                     to share an entry on purpose"
                 ),
             ));
         }
@@ -457,6 +502,43 @@ mod tests {
     }
 
     #[test]
+    fn a_template_that_leaves_an_argument_out_is_refused() {
+        // Each of these would make calls that differ in one argument share
+        // an entry: (1, "eu") and (1, "us") returning each other's value.
+        for (template, arity, needle) in [
+            (
+                "profile:{}",
+                2,
+                "does not use argument {1} of the function's 2 arguments",
+            ),
+            ("profile:{1}", 2, "does not use argument {0}"),
+            ("o:{0}:{0}:{2}", 3, "does not use argument {1}"),
+            (
+                "flags",
+                1,
+                "is a static key, but the function takes 1 argument:",
+            ),
+            (
+                "flags",
+                2,
+                "is a static key, but the function takes 2 arguments",
+            ),
+        ] {
+            let msg = err(template, arity);
+            assert!(msg.contains(&format!("{template:?}")), "{msg}");
+            assert!(msg.contains(needle), "{msg}");
+            assert!(
+                msg.contains("key closure"),
+                "says how to share on purpose: {msg}"
+            );
+        }
+        assert!(template_spec::<(u64, String)>("profile:{}:{}").is_ok());
+        assert!(template_spec::<(u64, String)>("profile:{1}/{0}").is_ok());
+        assert!(template_spec::<()>("flags").is_ok());
+        assert!(template_spec::<u64>("flags").is_err());
+    }
+
+    #[test]
     fn huge_indexes_are_refused_not_wrapped() {
         for template in [
             "{18446744073709551615}",
@@ -507,17 +589,40 @@ mod tests {
                     _ => expected.push_str(&args.2),
                 }
             }
+            // Every argument must be placed: end with all three.
+            template.push_str("|{0}|{1}|{2}");
+            expected.push_str(&format!("|{}|{}|{}", args.0, args.1, args.2));
             let spec = template_spec::<(u64, i32, String)>(&template).unwrap();
             prop_assert_eq!(spec.key(&args), expected);
         }
 
-        /// Parsing arbitrary input never panics; a parsed template either
-        /// fits the arity or is refused by `check_arity`.
+        /// Parsing arbitrary input never panics; a parsed template is
+        /// accepted for an arity exactly when it places every argument and
+        /// nothing beyond them.
         #[test]
         fn parse_never_panics(text in "\\PC{0,40}", arity in 0usize..4) {
             if let Ok(t) = KeyTemplate::parse(&text) {
-                prop_assert_eq!(t.check_arity(arity).is_ok(), t.required_args() <= arity);
+                let all_placed = (0..arity).all(|i| t.parts.contains(&Part::Arg(i)));
+                prop_assert_eq!(
+                    t.check_arity(arity).is_ok(),
+                    t.required_args() <= arity && all_placed
+                );
             }
+        }
+
+        /// Two calls whose arguments differ get different keys, for every
+        /// template that `check_arity` accepts (a pair of u8 arguments,
+        /// rendered as digits next to literals without digits).
+        #[test]
+        fn accepted_templates_never_share_a_key(
+            lits in prop::collection::vec("[a-z:]{0,3}", 3),
+            order in prop::sample::select(vec![[0usize, 1], [1, 0]]),
+            a in (0u8..10, 0u8..10),
+            b in (0u8..10, 0u8..10),
+        ) {
+            let template = format!("{}{{{}}}{}{{{}}}{}", lits[0], order[0], lits[1], order[1], lits[2]);
+            let spec = template_spec::<(u8, u8)>(&template).unwrap();
+            prop_assert_eq!(spec.key(&a) == spec.key(&b), a == b);
         }
     }
 }
