@@ -22,6 +22,7 @@ pub mod conformance;
 mod entry;
 mod error;
 pub mod key;
+pub mod log;
 mod metrics;
 pub mod policy;
 pub mod scheduler;

@@ -105,8 +105,37 @@ impl fmt::Debug for LocalFileCache {
     }
 }
 
-fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
-    Error::store("file", format!("{what} {}: {error}", path.display()))
+fn io_error(what: &'static str, path: &Path, error: io::Error) -> Error {
+    Error::store(
+        "file",
+        PathError {
+            what,
+            path: path.to_owned(),
+            source: error,
+        },
+    )
+}
+
+/// An I/O error and the path it happened on. The path names the key, so
+/// it stays out of the error's `source`: rate-limited warnings log only the
+/// root cause, and keys only at debug level.
+#[derive(Debug)]
+struct PathError {
+    what: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.what, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 impl LocalFileCache {

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::log::WarnLimiter;
 use generation::Generations;
 use single_flight::{Join, Outcome, SingleFlight};
 
@@ -128,6 +129,8 @@ pub struct CachePolicy<A, T, E> {
     /// fresh copies and cannot carry the in-entry claim. Only keys seen
     /// stale are here; a write of the key removes it.
     remote_claims: Mutex<HashMap<String, RemoteClaim, foldhash::fast::RandomState>>,
+    /// Keeps a failing store from logging a warning per call.
+    warnings: WarnLimiter,
 }
 
 /// Which stored entry a stale refresh was claimed for. A claim belongs to
@@ -311,6 +314,7 @@ where
             generations: Generations::new(),
             writes: Generations::new(),
             remote_claims: Mutex::default(),
+            warnings: WarnLimiter::default(),
         })
     }
 
@@ -769,12 +773,31 @@ where
         }
     }
 
+    /// Counts and logs a store failure: a warning per operation at most
+    /// every [`WARN_INTERVAL`](crate::log) (with the number suppressed),
+    /// the key only at debug level. The call goes on without the store.
     #[cold]
-    fn store_error(&self, operation: &str, key: &str, error: &Error) {
-        tracing::warn!(cache = %self.name, store = self.store.name(), operation, key, %error,
-            "cache store failed; calling through");
+    pub(super) fn store_error(&self, operation: &'static str, key: &str, error: &Error) {
         self.metrics
             .record_error(&self.name, operation, error.kind());
+        tracing::debug!(target: "advanced_caching::policy", cache = %self.name,
+            store = self.store.name(), operation, key, %error, "cache store failed");
+        if let Some(suppressed) = self.warnings.admit(operation, Instant::now()) {
+            tracing::warn!(target: "advanced_caching::policy", cache = %self.name,
+                store = self.store.name(), operation, error = %crate::log::summary(error), suppressed,
+                "cache store failed; calling through without it");
+        }
+    }
+
+    /// Logs a failed stale refresh, rate-limited as store failures are.
+    #[cold]
+    pub(super) fn refresh_failed(&self, key: &str, error: &dyn fmt::Display) {
+        tracing::debug!(target: "advanced_caching::policy", cache = %self.name, key, %error,
+            "stale refresh failed");
+        if let Some(suppressed) = self.warnings.admit("refresh", Instant::now()) {
+            tracing::warn!(target: "advanced_caching::policy", cache = %self.name, %error,
+                suppressed, "stale refresh failed; serving the stale value until its window ends");
+        }
     }
 
     #[cold]
@@ -784,7 +807,13 @@ where
             expected: type_name::<T>(),
             found,
         };
-        tracing::warn!(cache = %self.name, key, %error, "ignoring cache entry of another type");
         self.metrics.record_error(&self.name, "get", error.kind());
+        tracing::debug!(target: "advanced_caching::policy", cache = %self.name, key, %error,
+            "ignoring cache entry of another type");
+        if let Some(suppressed) = self.warnings.admit("type_mismatch", Instant::now()) {
+            tracing::warn!(target: "advanced_caching::policy", cache = %self.name,
+                expected = type_name::<T>(), found, suppressed,
+                "ignoring cache entries of another type (another function shares this key space?)");
+        }
     }
 }

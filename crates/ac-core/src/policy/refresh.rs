@@ -151,9 +151,10 @@ where
             match self.reload_as(key, args, leader).await {
                 Ok(()) => StaleRefresh::Replaced,
                 Err(error) => {
-                    tracing::warn!(cache = %self.name, %error,
-                        "stale refresh failed; serving the stale value until its window ends");
-                    tracing::debug!(cache = %self.name, key, "stale refresh failed");
+                    // A store failure was logged where it happened.
+                    if !matches!(error, RefreshError::Store(_)) {
+                        self.refresh_failed(key, &error);
+                    }
                     // A failure keeps the lock (and the stale value) until
                     // the window ends.
                     return StaleRefresh::Failed;
