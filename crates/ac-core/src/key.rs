@@ -281,7 +281,7 @@ impl KeyTemplate {
                 ),
             ));
         }
-        let used = |index: usize| self.parts.iter().any(|part| *part == Part::Arg(index));
+        let used = |index: usize| self.parts.contains(&Part::Arg(index));
         if let Some(unused) = (0..arity).find(|&index| !used(index)) {
             let problem = if self.as_static().is_some() {
                 format!(
