@@ -241,7 +241,7 @@ impl Store for ChainCache {
                 // The key is ours whatever happens to the faster copies;
                 // a failed one only costs a read from the deepest level.
                 if let Err(error) = self.write_levels(key, &entry, ttl, last).await {
-                    tracing::warn!(target: "advanced_caching", %error, key, "ChainCache: set_if_absent won, copy to a faster level failed");
+                    tracing::debug!(target: "advanced_caching::chain", %error, key, "ChainCache: set_if_absent won, copy to a faster level failed");
                 }
             }
             Ok(won)

@@ -159,7 +159,7 @@ impl CoarseClock {
                 });
             if let Err(error) = spawned {
                 // Without a ticker the clock would stand still; say so loudly.
-                tracing::error!(%error, "cannot start the coarse clock thread; time will not advance");
+                tracing::error!(target: "advanced_caching::clock", %error, "cannot start the coarse clock thread; time will not advance");
             }
         });
         Self { _started: () }

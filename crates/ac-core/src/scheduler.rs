@@ -159,7 +159,7 @@ impl JobHandle {
         let thread = crate::lock(&self.state.thread).take();
         if let Some(thread) = thread {
             if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
-                tracing::error!("periodic job thread panicked");
+                tracing::error!(target: "advanced_caching::scheduler", "periodic job thread panicked");
             }
         }
     }

@@ -170,7 +170,7 @@ impl GcpMetricsBuilder {
                 if let Some(inner) = weak.upgrade() {
                     let metrics = GcpCloudMonitoringMetrics { inner };
                     if let Err(error) = metrics.flush() {
-                        tracing::warn!(%error, "GCP metrics flush failed; retrying next interval");
+                        tracing::warn!(target: "advanced_caching::metrics", %error, "GCP metrics flush failed; retrying next interval");
                     }
                 }
             })),

@@ -115,7 +115,7 @@ impl ThreadScheduler {
         let me = thread::current().id();
         for (id, handle) in workers {
             if id != me && handle.join().is_err() {
-                tracing::error!(pool = %self.pool.name, "worker thread panicked");
+                tracing::error!(target: "advanced_caching::scheduler", pool = %self.pool.name, "worker thread panicked");
             }
         }
         lock(&self.pool).draining -= 1;
@@ -160,7 +160,7 @@ fn work(pool: &Pool) {
         if let Some(job) = state.jobs.pop_front() {
             drop(state);
             if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                tracing::error!(pool = %pool.name, "background job panicked");
+                tracing::error!(target: "advanced_caching::scheduler", pool = %pool.name, "background job panicked");
             }
             state = lock(pool);
             continue;
