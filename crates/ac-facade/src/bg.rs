@@ -194,6 +194,16 @@ impl Drop for FinishFirstOnDrop {
 /// `interval == 0` (or `ttl == 0`) schedules nothing: every call runs the
 /// function.
 ///
+/// Over a store other than an [`InMemCache`] (Redis, files, a chain), the
+/// loader also keeps the value its function last produced in memory, and
+/// calls read that copy first: when the store refuses a write (an outage)
+/// the refresh is reported to `on_error` and counted in metrics (a `set`
+/// error and a failed background refresh), and calls go on being served
+/// the new value for its ttl without waiting on the store or running the
+/// function themselves. Once the store answers again, the next refresh
+/// writes to it. The copy is a clone of the value (wrap big values in an
+/// `Arc`).
+///
 /// ```
 /// use advanced_caching::bg;
 ///
@@ -256,8 +266,11 @@ impl BgBuilder {
         self
     }
 
-    /// How long a loaded value stays valid (default: `2 × interval`), so a
-    /// few failed refreshes keep serving it.
+    /// How long a loaded value stays valid after the function produced it
+    /// (default: `2 × interval`), so a few failed refreshes keep serving
+    /// it. A value the store refused is served from the loader's own copy
+    /// for the same time, never longer. Past it, a call with no value runs
+    /// the function itself.
     pub fn ttl(mut self, secs: impl IntoSeconds) -> Self {
         self.ttl = Some(secs.into_seconds());
         self
@@ -265,8 +278,10 @@ impl BgBuilder {
 
     option_setters!(store, metrics, clock, scheduler, name);
 
-    /// Called when a refresh fails (the last good value stays); a panic in
-    /// it is caught. Without it, failures are logged with `tracing`.
+    /// Called when a refresh fails (the last good value stays): the
+    /// function returned an error or panicked, or it returned a value the
+    /// store did not take (the value is still served, see [`bg`]). A panic
+    /// in it is caught. Without it, failures are logged with `tracing`.
     pub fn on_error(mut self, on_error: impl Fn(&BgError) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(on_error));
         self
@@ -590,9 +605,11 @@ impl<T: CacheValue, O: Outcome> BgLoader<T, O> {
         }
     }
 
-    /// The current value. Waits only for the very first load; if there is
-    /// no value (the first load failed, or every refresh for a whole ttl
-    /// did), runs the function on the caller's thread.
+    /// The current value: the loader's own copy, else the store's entry.
+    /// Waits only for the very first load; if there is no value (the first
+    /// load failed, or every refresh for a whole ttl did), runs the
+    /// function on the caller's thread. A failing store does not make it
+    /// wait or run the function while the last value is within its ttl.
     #[inline]
     pub fn get(&self) -> O::Output<T> {
         if !self.first.is_done() {
@@ -610,9 +627,9 @@ impl<T: CacheValue, O: Outcome> AsyncBgLoader<T, O> {
         }
     }
 
-    /// The current value. Waits only for the very first load; if there is
-    /// no value (the first load failed, or every refresh for a whole ttl
-    /// did), runs the function.
+    /// The current value, as [`BgLoader::get`]. Waits only for the very
+    /// first load; if there is no value (the first load failed, or every
+    /// refresh for a whole ttl did), runs the function.
     pub async fn get(&self) -> O::Output<T> {
         if !self.first.is_done() {
             self.first.wait().await;
@@ -624,6 +641,12 @@ impl<T: CacheValue, O: Outcome> AsyncBgLoader<T, O> {
 /// Starts the writer half of the multi-process pattern: like [`bg`], and
 /// registered so that [`read`] in this process finds its store. One writer
 /// per key per process: a second is an error naming the key.
+///
+/// A write the store refuses (Redis down) calls `on_error` and is counted
+/// (a `set` error and a failed background refresh, as the Python package
+/// counts it); the writer's own `get()` keeps serving the value from its
+/// in-memory copy, and the next refresh after the store is back writes to
+/// it again. Readers meanwhile keep their last good value (see [`read`]).
 ///
 /// ```
 /// use advanced_caching::{InMemCache, bg};
@@ -985,7 +1008,10 @@ impl<T> Drop for BgReader<T> {
 }
 
 impl<T: CacheValue> BgReader<T> {
-    /// The mirrored value, if one has been synced and has not expired.
+    /// The mirrored value, if one has been synced and is still served (see
+    /// [`read`]: its ttl while syncs succeed, until a sync succeeds while
+    /// they fail, up to `max_stale`); `None` before the first value and
+    /// after that.
     #[inline]
     pub fn get(&self) -> Option<T> {
         let mut value = None;
@@ -1006,7 +1032,10 @@ impl<T: CacheValue> BgReader<T> {
 /// Stops every job `bg`, `bg::write` and `bg::read` started, waits for
 /// running refreshes to finish and their threads to exit, and forgets the
 /// writers. New loaders can be registered afterwards; existing ones keep
-/// answering calls (from their last value, then inline).
+/// answering calls (from their last value, then inline). A reader serves
+/// its last value until the ttl after its last good sync, also if it was
+/// holding the value through failed syncs: with no more syncs to come,
+/// nothing would end that hold.
 ///
 /// Blocks the calling thread: from async code use [`shutdown_async`].
 pub fn shutdown() {
