@@ -117,7 +117,7 @@ fn a_writer_reports_lost_writes_and_serves_its_own_copy_while_redis_is_down() {
     }
     assert_eq!(inline.load(Ordering::SeqCst), 0, "no get() loaded inline");
     assert!(
-        worst < Duration::from_millis(100),
+        worst < Duration::from_millis(150),
         "a get() waited {worst:?} during the outage"
     );
     assert!(

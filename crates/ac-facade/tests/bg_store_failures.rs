@@ -123,6 +123,22 @@ impl Reports {
     fn all(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
+    /// Waits for the `n`-th report: a loader reports after its refresh
+    /// is recorded in metrics, which is what the tests wait for first.
+    fn until(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.all();
+            if all.len() >= n {
+                return all;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 20 s for report #{n}: {all:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// The function runs on schedule, the store refuses the write: `on_error`
@@ -149,7 +165,7 @@ fn a_writer_whose_store_refuses_the_write_reports_it_and_serves_its_own_copy() {
     clock.advance(60.0);
     tee.1.until_blocking(2);
     assert_eq!(calls.get(), 2, "the scheduled refresh ran the function");
-    let reported = reports.all();
+    let reported = reports.until(1);
     assert_eq!(
         reported.len(),
         1,
@@ -181,6 +197,7 @@ fn a_writer_whose_store_refuses_the_write_reports_it_and_serves_its_own_copy() {
     tee.1.until_blocking(3);
     assert_eq!(store.held::<usize>("fail:writer"), Some(3));
     assert_eq!(writer.get(), 3);
+    writer.stop_and_wait(); // the refresh has finished, report included
     assert_eq!(reports.all().len(), 1, "no report for a write that landed");
 }
 
@@ -267,7 +284,11 @@ async fn an_async_loader_over_a_dead_store_serves_its_own_copy() {
     assert_eq!(loader.get().await, 2);
     assert_eq!(loader.get().await, 2);
     assert_eq!(calls.get(), 2, "get() did not run the function inline");
-    assert_eq!(reports.all().len(), 2, "both refused writes were reported");
+    assert_eq!(
+        reports.until(2).len(),
+        2,
+        "both refused writes were reported"
+    );
     loader.stop_and_wait().await;
 }
 
