@@ -1,6 +1,7 @@
 //! `bg(interval)`: values refreshed on a schedule, so callers never wait;
 //! `bg::write` / `bg::read`: one writer process, many local readers.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -8,11 +9,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
-use ac_core::clock::{check_seconds, ttl_duration};
+use ac_core::clock::{ClockReader, check_seconds, ttl_duration};
 use ac_core::scheduler::{Every, JobHandle, Task};
 use ac_core::{
-    CachePolicy, CacheValue, Entry, Error, IntoSeconds, KeySpec, KeyTemplate, Loader,
-    MetricsCollector, PolicyConfig, RefreshError, Store, TypedDecoder,
+    CachePolicy, CacheValue, ChainCache, Clock, Entry, Error, IntoSeconds, IntoStore, KeySpec,
+    KeyTemplate, Loader, MetricsCollector, PolicyConfig, RefreshError, Store, TypedDecoder,
 };
 use ac_store_mem::InMemCache;
 use event_listener::Event;
@@ -48,16 +49,55 @@ impl std::error::Error for BgError {}
 
 type OnError = Arc<dyn Fn(&BgError) + Send + Sync>;
 
-/// Calls `on_error` (a panic in it is caught and logged), or logs.
+/// Calls `on_error` (a panic in it is caught and logged), or logs. A `bg`
+/// key is a static name given in code (placeholders are refused), not
+/// data from a caller, so it names the loader in warnings.
 fn report(on_error: Option<&OnError>, error: &BgError) {
     match on_error {
         Some(on_error) => {
             if catch_unwind(AssertUnwindSafe(|| on_error(error))).is_err() {
-                tracing::error!(key = error.key(), "bg on_error handler panicked");
+                tracing::error!(target: "advanced_caching::bg", bg = error.key(),
+                    "bg on_error handler panicked");
             }
         }
-        None => tracing::warn!(key = error.key(), %error, "bg refresh failed"),
+        None => tracing::warn!(target: "advanced_caching::bg", bg = error.key(), %error,
+            "bg refresh failed"),
     }
+}
+
+/// A shared clock as a [`Clock`] value, for builders that take one by value.
+#[derive(Debug)]
+struct SharedClock(Arc<dyn Clock>);
+
+impl Clock for SharedClock {
+    fn now(&self) -> f64 {
+        self.0.now()
+    }
+    fn static_cell(&self) -> Option<&'static AtomicU64> {
+        self.0.static_cell()
+    }
+    fn alarm(&self, deadline: f64) -> Option<ac_core::BoxFuture<'static, ()>> {
+        self.0.alarm(deadline)
+    }
+}
+
+/// The store a loader's policy reads and writes: `store` itself if it is an
+/// [`InMemCache`] (which cannot fail or lose a value), else `store` behind
+/// a private in-memory copy. Calls then read that copy first, so a value
+/// the function produced is served for its ttl even if `store` refused it
+/// or lost it (an outage, a restart, an eviction), without waiting on
+/// `store`; the copy expires with the entry, so nothing is served longer
+/// than over the store alone.
+fn with_own_copy(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Result<Arc<dyn Store>, Error> {
+    if (&**store as &dyn Any).is::<InMemCache>() {
+        return Ok(Arc::clone(store));
+    }
+    let own = InMemCache::builder()
+        .shared_clock(Arc::clone(clock))
+        .build()?;
+    let chain = ChainCache::new([own.into_store(), Arc::clone(store)])?
+        .clock(SharedClock(Arc::clone(clock)));
+    Ok(chain.into_store())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,6 +194,16 @@ impl Drop for FinishFirstOnDrop {
 /// `interval == 0` (or `ttl == 0`) schedules nothing: every call runs the
 /// function.
 ///
+/// Over a store other than an [`InMemCache`] (Redis, files, a chain), the
+/// loader also keeps the value its function last produced in memory, and
+/// calls read that copy first: when the store refuses a write (an outage)
+/// the refresh is reported to `on_error` and counted in metrics (a `set`
+/// error and a failed background refresh), and calls go on being served
+/// the new value for its ttl without waiting on the store or running the
+/// function themselves. Once the store answers again, the next refresh
+/// writes to it. The copy is a clone of the value (wrap big values in an
+/// `Arc`).
+///
 /// ```
 /// use advanced_caching::bg;
 ///
@@ -201,6 +251,8 @@ impl fmt::Debug for BgBuilder {
 /// The parts both kinds of loaders are made of.
 struct Parts<T, E> {
     policy: Arc<CachePolicy<(), T, E>>,
+    /// The store the value is published to (the policy's may wrap it).
+    store: Arc<dyn Store>,
     first: Arc<FirstLoad>,
     job: Option<Arc<JobHandle>>,
     registration: Option<Registration>,
@@ -214,8 +266,11 @@ impl BgBuilder {
         self
     }
 
-    /// How long a loaded value stays valid (default: `2 × interval`), so a
-    /// few failed refreshes keep serving it.
+    /// How long a loaded value stays valid after the function produced it
+    /// (default: `2 × interval`), so a few failed refreshes keep serving
+    /// it. A value the store refused is served from the loader's own copy
+    /// for the same time, never longer. Past it, a call with no value runs
+    /// the function itself.
     pub fn ttl(mut self, secs: impl IntoSeconds) -> Self {
         self.ttl = Some(secs.into_seconds());
         self
@@ -223,8 +278,10 @@ impl BgBuilder {
 
     option_setters!(store, metrics, clock, scheduler, name);
 
-    /// Called when a refresh fails (the last good value stays); a panic in
-    /// it is caught. Without it, failures are logged with `tracing`.
+    /// Called when a refresh fails (the last good value stays): the
+    /// function returned an error or panicked, or it returned a value the
+    /// store did not take (the value is still served, see [`bg`]). A panic
+    /// in it is caught. Without it, failures are logged with `tracing`.
     pub fn on_error(mut self, on_error: impl Fn(&BgError) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(on_error));
         self
@@ -343,7 +400,7 @@ impl BgBuilder {
                 ttl,
                 stale: 0.0,
                 key: KeySpec::Static(static_key.into()),
-                store,
+                store: with_own_copy(&store, &clock)?,
                 clock: Arc::clone(&clock),
                 metrics: options.take_metrics(),
                 scheduler: Arc::clone(&scheduler),
@@ -355,6 +412,7 @@ impl BgBuilder {
             first.finish();
             return Ok(Parts {
                 policy,
+                store,
                 first,
                 job: None,
                 registration,
@@ -384,6 +442,7 @@ impl BgBuilder {
         };
         Ok(Parts {
             policy,
+            store,
             first,
             job,
             registration,
@@ -470,6 +529,7 @@ where
 /// schedule.
 pub struct BgLoader<T, O: Outcome = Plain> {
     policy: Arc<CachePolicy<(), T, O::Error>>,
+    store: Arc<dyn Store>,
     first: Arc<FirstLoad>,
     job: Option<Arc<JobHandle>>,
     _registration: Option<Registration>,
@@ -479,6 +539,7 @@ pub struct BgLoader<T, O: Outcome = Plain> {
 /// value. Dropping the loader stops its schedule.
 pub struct AsyncBgLoader<T, O: Outcome = Plain> {
     policy: Arc<CachePolicy<(), T, O::Error>>,
+    store: Arc<dyn Store>,
     first: Arc<FirstLoad>,
     job: Option<Arc<JobHandle>>,
     _registration: Option<Registration>,
@@ -490,6 +551,7 @@ macro_rules! loader_common {
             fn from(parts: Parts<T, O::Error>) -> Self {
                 Self {
                     policy: parts.policy,
+                    store: parts.store,
                     first: parts.first,
                     job: parts.job,
                     _registration: parts.registration,
@@ -515,9 +577,10 @@ macro_rules! loader_common {
         }
 
         impl<T: CacheValue, O: Outcome> $ty<T, O> {
-            /// The store the value lives in.
+            /// The store the value is written to: the one given to
+            /// `.store(..)`, or the loader's private [`InMemCache`].
             pub fn store(&self) -> &Arc<dyn Store> {
-                self.policy.store()
+                &self.store
             }
 
             /// Stops the schedule (a refresh in progress completes); calls
@@ -542,9 +605,11 @@ impl<T: CacheValue, O: Outcome> BgLoader<T, O> {
         }
     }
 
-    /// The current value. Waits only for the very first load; if there is
-    /// no value (the first load failed, or every refresh for a whole ttl
-    /// did), runs the function on the caller's thread.
+    /// The current value: the loader's own copy, else the store's entry.
+    /// Waits only for the very first load; if there is no value (the first
+    /// load failed, or every refresh for a whole ttl did), runs the
+    /// function on the caller's thread. A failing store does not make it
+    /// wait or run the function while the last value is within its ttl.
     #[inline]
     pub fn get(&self) -> O::Output<T> {
         if !self.first.is_done() {
@@ -562,9 +627,9 @@ impl<T: CacheValue, O: Outcome> AsyncBgLoader<T, O> {
         }
     }
 
-    /// The current value. Waits only for the very first load; if there is
-    /// no value (the first load failed, or every refresh for a whole ttl
-    /// did), runs the function.
+    /// The current value, as [`BgLoader::get`]. Waits only for the very
+    /// first load; if there is no value (the first load failed, or every
+    /// refresh for a whole ttl did), runs the function.
     pub async fn get(&self) -> O::Output<T> {
         if !self.first.is_done() {
             self.first.wait().await;
@@ -576,6 +641,12 @@ impl<T: CacheValue, O: Outcome> AsyncBgLoader<T, O> {
 /// Starts the writer half of the multi-process pattern: like [`bg`], and
 /// registered so that [`read`] in this process finds its store. One writer
 /// per key per process: a second is an error naming the key.
+///
+/// A write the store refuses (Redis down) calls `on_error` and is counted
+/// (a `set` error and a failed background refresh, as the Python package
+/// counts it); the writer's own `get()` keeps serving the value from its
+/// in-memory copy, and the next refresh after the store is back writes to
+/// it again. Readers meanwhile keep their last good value (see [`read`]).
 ///
 /// ```
 /// use advanced_caching::{InMemCache, bg};
@@ -597,11 +668,25 @@ pub fn write(interval: impl IntoSeconds) -> BgBuilder {
 
 /// Starts a reader of `key`: a private in-memory mirror, synced from the
 /// store on its own schedule; [`BgReader::get`] never touches the store.
+///
+/// What `get()` returns, sync by sync:
+/// - a sync that finds the value: that value, for [`ReadBuilder::ttl`];
+/// - a sync that **fails** (the store is unreachable, or holds something
+///   that is not a `T`): the last good value, however old, until a sync
+///   succeeds; the failure is counted (`sync.<kind>` errors and a failed
+///   background refresh in metrics) and goes to
+///   [`ReadBuilder::on_error`]. [`ReadBuilder::max_stale`] bounds how long
+///   past its ttl a value is served this way;
+/// - a sync that succeeds and finds **no entry** (the writer stopped, the
+///   key expired or was deleted): not a failure. The value is served until
+///   `ttl` after the last sync that found it, then `get()` returns `None`,
+///   as the Python package's reader does.
 pub fn read<T: CacheValue>(key: impl Into<String>) -> ReadBuilder<T> {
     ReadBuilder {
         key: key.into(),
         interval: None,
         ttl: None,
+        max_stale: None,
         options: Options::default(),
         on_error: None,
         run_immediately: true,
@@ -615,6 +700,7 @@ pub struct ReadBuilder<T> {
     key: String,
     interval: Option<f64>,
     ttl: Option<f64>,
+    max_stale: Option<f64>,
     options: Options,
     on_error: Option<OnError>,
     run_immediately: bool,
@@ -627,6 +713,7 @@ impl<T> fmt::Debug for ReadBuilder<T> {
             .field("key", &self.key)
             .field("interval", &self.interval)
             .field("ttl", &self.ttl)
+            .field("max_stale", &self.max_stale)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -640,16 +727,31 @@ impl<T: CacheValue> ReadBuilder<T> {
         self
     }
 
-    /// How long a synced value stays in the mirror (default: the writer's
-    /// ttl, else `2 × interval`).
+    /// How long a synced value is served after the sync that found it
+    /// while the store answers (default: the writer's ttl, else
+    /// `2 × interval`). A sync that finds the key gone does not end it
+    /// early; syncs that fail do not count against it (see
+    /// [`ReadBuilder::max_stale`]).
     pub fn ttl(mut self, secs: impl IntoSeconds) -> Self {
         self.ttl = Some(secs.into_seconds());
         self
     }
 
+    /// How long past its ttl the last good value may be served while syncs
+    /// fail (default: no bound, until a sync succeeds). Once that has
+    /// passed, `get()` returns `None` until a sync succeeds; `0` ends the
+    /// value at its ttl, outage or not.
+    pub fn max_stale(mut self, secs: impl IntoSeconds) -> Self {
+        self.max_stale = Some(secs.into_seconds());
+        self
+    }
+
     option_setters!(store, metrics, clock, scheduler);
 
-    /// Called when a sync fails (the mirror keeps its value).
+    /// Called when a sync fails: the store could not be read, or holds a
+    /// value of another type (the mirror keeps its last good value, see
+    /// [`read`]); a panic in it is caught. Without it, failures are logged
+    /// with `tracing`. A sync that finds no entry is not a failure.
     pub fn on_error(mut self, on_error: impl Fn(&BgError) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(on_error));
         self
@@ -667,7 +769,8 @@ impl<T: CacheValue> ReadBuilder<T> {
     ///
     /// # Errors
     /// No store given and no writer for the key in this process; no interval
-    /// given and none to inherit; a negative or NaN interval or ttl.
+    /// given and none to inherit; a negative or NaN interval, ttl or
+    /// max_stale.
     pub fn build(self) -> Result<BgReader<T>, Error> {
         let key = self.key;
         let writer = {
@@ -709,6 +812,10 @@ impl<T: CacheValue> ReadBuilder<T> {
             (None, None) => interval * 2.0,
         };
         let ttl = check_seconds(&format!("ttl of bg::read({key:?})"), ttl)?;
+        let max_stale = match self.max_stale {
+            Some(secs) => check_seconds(&format!("max_stale of bg::read({key:?})"), secs)?,
+            None => f64::INFINITY,
+        };
         let clock = options.take_clock();
         let mirror = InMemCache::builder()
             .shared_clock(Arc::clone(&clock))
@@ -716,8 +823,11 @@ impl<T: CacheValue> ReadBuilder<T> {
         let sync = Arc::new(MirrorSync {
             key: key.clone(),
             ttl,
+            max_stale,
             source: store,
             mirror: mirror.clone(),
+            clock: ClockReader::new(Arc::clone(&clock)),
+            last: Mutex::new(None),
             metrics: options.metrics.clone(),
             on_error: self.on_error,
             decoder: TypedDecoder::<T>::new(),
@@ -726,13 +836,16 @@ impl<T: CacheValue> ReadBuilder<T> {
             ac_core::block_on(sync.run());
         }
         let scheduler = options.take_scheduler(true);
-        let job_sync = Arc::clone(&sync);
+        // Dropped with the task, i.e. when the job ends (the reader is
+        // dropped or `shutdown` runs): no sync will end an outage's hold
+        // any more, so the ttl rule applies again from then on.
+        let settle = Arc::new(SettleOnDrop(Arc::clone(&sync)));
         let every = Every {
             interval,
             start: clock.now() + interval,
             clock,
             task: Task::Async(Arc::new(move || {
-                let sync = Arc::clone(&job_sync);
+                let sync = Arc::clone(&settle.0);
                 Box::pin(async move { sync.run().await })
             })),
         };
@@ -747,12 +860,25 @@ impl<T: CacheValue> ReadBuilder<T> {
     }
 }
 
-/// One reader's sync from the store into its mirror.
+/// The value of the last sync that found one, and when that sync ran.
+struct LastGood {
+    entry: Entry,
+    synced_at: f64,
+}
+
+/// One reader's sync from the store into its mirror. Syncs of one reader
+/// never overlap (the build's first one runs before the job starts, and a
+/// job runs its task once at a time), so `last` is never contended.
 struct MirrorSync<T> {
     key: String,
     ttl: f64,
+    /// Seconds past the ttl a failing reader serves; infinite by default.
+    max_stale: f64,
     source: Arc<dyn Store>,
     mirror: InMemCache,
+    clock: ClockReader,
+    /// `None` before the first value, and once a sync found the key gone.
+    last: Mutex<Option<LastGood>>,
     metrics: Option<Arc<dyn MetricsCollector>>,
     on_error: Option<OnError>,
     decoder: TypedDecoder<T>,
@@ -762,28 +888,39 @@ impl<T: CacheValue> MirrorSync<T> {
     async fn run(&self) {
         let started = std::time::Instant::now();
         let result = self.source.get(&self.key, &self.decoder).await;
+        let now = self.clock.now();
         let success = match result {
             Ok(Some(entry)) if entry.value.downcast_ref::<T>().is_some() => {
                 let entry = Entry::new(entry.value, entry.fresh_until, entry.created_at);
-                // The in-memory mirror cannot fail.
-                let _ = self
-                    .mirror
-                    .set(&self.key, entry, ttl_duration(self.ttl))
-                    .await;
+                self.keep(entry.clone(), self.ttl);
+                *lock(&self.last) = Some(LastGood {
+                    entry,
+                    synced_at: now,
+                });
                 true
             }
-            // Nothing written yet: keep what we have.
-            Ok(None) => true,
+            // Nothing written yet, or no more: the ttl rule decides.
+            Ok(None) => {
+                if let Some(last) = lock(&self.last).take() {
+                    self.keep(last.entry, last.synced_at + self.ttl - now);
+                }
+                true
+            }
             Ok(Some(entry)) => {
-                self.fail(format!(
-                    "the store holds a {}, not a {}",
-                    entry.value.type_name(),
-                    std::any::type_name::<T>()
-                ));
+                self.fail(
+                    "type_mismatch",
+                    format!(
+                        "the store holds a {}, not a {}",
+                        entry.value.type_name(),
+                        std::any::type_name::<T>()
+                    ),
+                );
+                self.hold(now);
                 false
             }
             Err(error) => {
-                self.fail(error.to_string());
+                self.fail(error.kind(), error.to_string());
+                self.hold(now);
                 false
             }
         };
@@ -792,9 +929,39 @@ impl<T: CacheValue> MirrorSync<T> {
         }
     }
 
-    fn fail(&self, message: String) {
+    /// After a failed sync: keeps the last good value up to `max_stale`
+    /// past its ttl.
+    fn hold(&self, now: f64) {
+        let last = lock(&self.last);
+        if let Some(last) = &*last {
+            let until = last.synced_at + self.ttl + self.max_stale;
+            self.keep(last.entry.clone(), until - now);
+        }
+    }
+
+    /// When the job ends: the ttl rule again, as no sync will come.
+    fn settle(&self) {
+        let now = self.clock.now();
+        let last = lock(&self.last);
+        if let Some(last) = &*last {
+            self.keep(last.entry.clone(), last.synced_at + self.ttl - now);
+        }
+    }
+
+    /// Serves `entry` for `secs` more (inclusive; forever if infinite), or
+    /// drops it if that has passed. The in-memory mirror cannot fail, and
+    /// its futures are ready at once.
+    fn keep(&self, entry: Entry, secs: f64) {
+        if secs >= 0.0 {
+            let _ = ac_core::block_on(self.mirror.set(&self.key, entry, ttl_duration(secs)));
+        } else {
+            let _ = ac_core::block_on(self.mirror.delete(&self.key));
+        }
+    }
+
+    fn fail(&self, kind: &str, message: String) {
         if let Some(metrics) = &self.metrics {
-            metrics.record_error(&self.key, "read", "sync");
+            metrics.record_error(&self.key, "sync", kind);
         }
         report(
             self.on_error.as_ref(),
@@ -803,6 +970,15 @@ impl<T: CacheValue> MirrorSync<T> {
                 message,
             },
         );
+    }
+}
+
+/// Settles a reader's mirror when its job's task is dropped.
+struct SettleOnDrop<T: CacheValue>(Arc<MirrorSync<T>>);
+
+impl<T: CacheValue> Drop for SettleOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.settle();
     }
 }
 
@@ -832,7 +1008,10 @@ impl<T> Drop for BgReader<T> {
 }
 
 impl<T: CacheValue> BgReader<T> {
-    /// The mirrored value, if one has been synced and has not expired.
+    /// The mirrored value, if one has been synced and is still served (see
+    /// [`read`]: its ttl while syncs succeed, until a sync succeeds while
+    /// they fail, up to `max_stale`); `None` before the first value and
+    /// after that.
     #[inline]
     pub fn get(&self) -> Option<T> {
         let mut value = None;
@@ -853,7 +1032,10 @@ impl<T: CacheValue> BgReader<T> {
 /// Stops every job `bg`, `bg::write` and `bg::read` started, waits for
 /// running refreshes to finish and their threads to exit, and forgets the
 /// writers. New loaders can be registered afterwards; existing ones keep
-/// answering calls (from their last value, then inline).
+/// answering calls (from their last value, then inline). A reader serves
+/// its last value until the ttl after its last good sync, also if it was
+/// holding the value through failed syncs: with no more syncs to come,
+/// nothing would end that hold.
 ///
 /// Blocks the calling thread: from async code use [`shutdown_async`].
 pub fn shutdown() {
