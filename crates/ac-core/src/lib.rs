@@ -21,6 +21,7 @@ pub mod clock;
 pub mod conformance;
 mod entry;
 mod error;
+pub mod health;
 pub mod key;
 mod metrics;
 pub mod policy;
