@@ -240,6 +240,7 @@ impl Store for ChainCache {
             if won {
                 // The key is ours whatever happens to the faster copies;
                 // a failed one only costs a read from the deepest level.
+                // Per call, so not a warning (the key only at debug level).
                 if let Err(error) = self.write_levels(key, &entry, ttl, last).await {
                     tracing::debug!(target: "advanced_caching::chain", %error, key, "ChainCache: set_if_absent won, copy to a faster level failed");
                 }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod conformance;
 mod entry;
 mod error;
+pub mod health;
 pub mod key;
 pub mod log;
 mod metrics;

@@ -13,10 +13,23 @@
 //! - `clear()` removes only keys under the prefix, with `SCAN` + `UNLINK` on
 //!   every primary of a cluster, in same-slot batches; with an empty prefix
 //!   it refuses rather than flush a shared database.
-//! - Commands fail fast while the connection is down (the caching policy
-//!   then runs the function and counts the error) and the client reconnects
-//!   in the background, so a Redis outage never fails a cached call and the
-//!   cache works again once Redis is back.
+//! - An outage costs at most one command timeout, not one per call: once
+//!   the store sees Redis fail (a lost connection, a command without an
+//!   answer in time), commands in flight stop waiting and later ones fail
+//!   at once without touching the network (the caching policy then runs
+//!   the function and counts the error), while one probe at a time
+//!   (`PING`, off the callers' path, with a backoff from 50 ms to 1 s)
+//!   finds out when it is back. The client reconnects in the background,
+//!   so a Redis outage never fails a cached call and the cache works again
+//!   once Redis is back. The store logs each outage once (a warning when it
+//!   starts, an info line when it ends, target `advanced_caching::redis`);
+//!   individual failures are counted and logged by the caching policy. See
+//!   [`ac_core::health`].
+//! - `rediss://` (TLS) needs the feature `tls` (`redis-tls` of the
+//!   `advanced-caching` facade); without it a TLS URL is refused at build
+//!   rather than connected in plaintext. With it, the system's roots are
+//!   trusted, or the CA you give
+//!   (`RedisCacheBuilder::tls_root_certificates_pem`).
 //!
 //! The store drives its own small Tokio runtime (one worker thread shared by
 //! every `RedisCache` of the process), so it works the same from plain
@@ -39,15 +52,17 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ac_core::health::{Admission, Health, Probe, Transition};
 use ac_core::{BoxFuture, Decoder, Entry, Error, Serializer, Store};
 use ac_serde::codec::{Compression, HEADER_LEN, decode_entry, encode_entry};
 use fred::bytes::Bytes;
 use fred::prelude::{
-    Builder, ClientLike, Config, Expiration, KeysInterface, Options, Pool, ReconnectPolicy,
-    SetOptions,
+    Builder, ClientLike, Config, EventInterface, Expiration, KeysInterface, Options, Pool,
+    ReconnectPolicy, SetOptions,
 };
 use fred::types::{Key, Value as RedisValue};
 use futures_util::StreamExt as _;
+use futures_util::future::Either;
 
 /// The store's name in logs, errors and metrics.
 const NAME: &str = "redis";
@@ -72,6 +87,8 @@ pub struct RedisCache {
     options: Options,
     /// The server address with any password removed, for `Debug`.
     target: Arc<str>,
+    /// Whether Redis answers: calls skip it while it does not.
+    health: Health,
 }
 
 impl fmt::Debug for RedisCache {
@@ -82,6 +99,7 @@ impl fmt::Debug for RedisCache {
             .field("serializer", &self.serializer.name())
             .field("dedupe_writes", &self.dedupe_writes)
             .field("pool_size", &self.pool.size())
+            .field("up", &self.health.is_up())
             .finish()
     }
 }
@@ -96,16 +114,44 @@ pub struct RedisCacheBuilder {
     pool_size: usize,
     timeout: Duration,
     connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: TlsTrust,
+}
+
+/// Whom a `rediss://` connection trusts.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+enum TlsTrust {
+    /// The system's roots (fred's default for `rediss://`).
+    System,
+    /// Only the CA certificates of this PEM.
+    RootsPem(Vec<u8>),
+    /// A rustls configuration of the caller's.
+    Config(Arc<fred::rustls::ClientConfig>),
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for TlsTrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::System => "system roots",
+            Self::RootsPem(_) => "CA certificates (PEM)",
+            Self::Config(_) => "rustls ClientConfig",
+        })
+    }
 }
 
 impl fmt::Debug for RedisCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisCacheBuilder")
+        let mut debug = f.debug_struct("RedisCacheBuilder");
+        debug
             .field("url", &redact(&self.url))
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
+            .field("connect_timeout", &self.connect_timeout);
+        #[cfg(feature = "tls")]
+        debug.field("tls", &self.tls);
+        debug.finish()
     }
 }
 
@@ -130,6 +176,26 @@ impl RedisCacheBuilder {
         self
     }
 
+    /// For a `rediss://` URL: trusts only the CA certificates in `pem`
+    /// (one or more `-----BEGIN CERTIFICATE-----` blocks) instead of the
+    /// system's roots, e.g. the private CA of a managed Redis. The server
+    /// certificate must name the URL's host (DNS name or IP address).
+    /// Read when [`build`](Self::build) runs.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls = TlsTrust::RootsPem(pem.into());
+        self
+    }
+
+    /// For a `rediss://` URL: the whole rustls client configuration (client
+    /// certificates, custom roots or verification), in place of the system's
+    /// roots.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_config(mut self, config: fred::rustls::ClientConfig) -> Self {
+        self.tls = TlsTrust::Config(Arc::new(config));
+        self
+    }
+
     /// Parses the URL, creates the pool and connects it.
     ///
     /// If Redis cannot be reached within the connect timeout, the store is
@@ -139,7 +205,11 @@ impl RedisCacheBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a URL fred cannot read (the message
-    /// never contains the password), a zero pool size or a zero timeout.
+    /// never contains the password), a zero pool size or a zero timeout; a
+    /// TLS URL (`rediss://`, `valkeys://`, their `-cluster` and `-sentinel`
+    /// forms) without the feature `tls` (it would connect in plaintext and
+    /// send the password in clear); with the feature, TLS settings for a
+    /// URL without TLS, or CA certificates that cannot be read.
     pub fn build(self) -> Result<RedisCache, Error> {
         let target = redact(&self.url);
         if self.pool_size == 0 {
@@ -152,12 +222,23 @@ impl RedisCacheBuilder {
                 "RedisCache for {target}: timeouts must be positive"
             )));
         }
+        let tls = wants_tls(&self.url);
+        #[cfg(not(feature = "tls"))]
+        if tls {
+            return Err(Error::InvalidConfig(format!(
+                "RedisCache for {target}: the URL asks for TLS, but this build has no TLS \
+                 support; enable the `redis-tls` feature of advanced-caching (feature `tls` \
+                 of ac-store-redis). Refusing rather than connecting in plaintext"
+            )));
+        }
         let mut config = Config::from_url(&self.url).map_err(|e| {
             Error::InvalidConfig(format!(
                 "RedisCache: cannot read Redis URL {target}: {}",
                 e.details()
             ))
         })?;
+        #[cfg(feature = "tls")]
+        self.tls_config(&mut config, tls, &target)?;
         // A store that is down when the service starts must not fail
         // construction: keep reconnecting instead.
         config.fail_fast = false;
@@ -184,20 +265,98 @@ impl RedisCacheBuilder {
             ac_core::block_on(runtime.spawn(async move {
                 tokio::time::timeout(wait, waiting.wait_for_connect()).await
             }));
-        if !matches!(connected, Ok(Ok(Ok(())))) {
+        let store = RedisCache::from_pool_on(pool, runtime, target, self.timeout);
+        if !matches!(connected, Ok(Ok(Ok(())))) && store.health.lost().is_some() {
             tracing::warn!(
-                target: "advanced_caching",
-                redis = %target,
-                "RedisCache: Redis not reachable yet; reconnecting in the background",
+                target: "advanced_caching::redis",
+                redis = %store.target,
+                "RedisCache: Redis not reachable yet; calls skip it (and run their \
+                 functions) while it reconnects in the background",
             );
         }
-        Ok(RedisCache::from_pool_on(
-            pool,
-            runtime,
-            target,
-            self.timeout,
-        ))
+        Ok(store)
     }
+
+    /// Puts the TLS settings of this builder into `config`, checking that
+    /// the URL asked for TLS (`tls`) if and only if TLS will be used.
+    #[cfg(feature = "tls")]
+    fn tls_config(&self, config: &mut Config, tls: bool, target: &str) -> Result<(), Error> {
+        use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
+        let custom = match &self.tls {
+            TlsTrust::System => None,
+            TlsTrust::RootsPem(pem) => Some(roots_config(pem, target)?),
+            TlsTrust::Config(custom) => Some(custom.clone()),
+        };
+        if !tls {
+            if custom.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "RedisCache for {target}: TLS settings were given but the URL does not \
+                     use TLS; use rediss:// (or drop the TLS settings)"
+                )));
+            }
+            return Ok(());
+        }
+        if let Some(custom) = custom {
+            let hostnames = config
+                .tls
+                .take()
+                .map_or(TlsHostMapping::None, |tls| tls.hostnames);
+            config.tls = Some(TlsConfig {
+                connector: TlsConnector::from(Arc::unwrap_or_clone(custom)),
+                hostnames,
+            });
+        }
+        if !config.uses_tls() {
+            // fred takes `rediss+unix://` for a plain unix socket.
+            return Err(Error::InvalidConfig(format!(
+                "RedisCache for {target}: the URL asks for TLS, which fred does not do over a \
+                 unix socket; use redis+unix:// (local, no TLS needed) or a rediss:// host"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `url` asks for TLS, as fred reads it: a scheme starting with
+/// `rediss` or `valkeys` (plain, `-cluster`, `-sentinel`). Parsed as fred
+/// parses it, so spelling (case, stray whitespace) cannot hide it.
+fn wants_tls(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|url| {
+        let scheme = url.scheme();
+        scheme.starts_with("rediss") || scheme.starts_with("valkeys")
+    })
+}
+
+/// A rustls configuration trusting only the CA certificates of `pem`.
+#[cfg(feature = "tls")]
+fn roots_config(pem: &[u8], target: &str) -> Result<Arc<fred::rustls::ClientConfig>, Error> {
+    use fred::rustls::pki_types::CertificateDer;
+    use fred::rustls::pki_types::pem::PemObject as _;
+    use fred::rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider};
+    let invalid = |what: String| Error::InvalidConfig(format!("RedisCache for {target}: {what}"));
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| invalid(format!("cannot read the CA certificates: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("unusable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(
+            "no certificate in the CA PEM (expected -----BEGIN CERTIFICATE----- blocks)".into(),
+        ));
+    }
+    // The process-wide provider if the application installed one, else
+    // ring (what the `tls` feature compiles in).
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(fred::rustls::crypto::ring::default_provider()));
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The process-wide runtime that drives every `RedisCache`'s connections.
@@ -275,6 +434,45 @@ fn redis_error(error: fred::error::Error) -> Error {
     Error::store(NAME, error.to_string())
 }
 
+/// Whether `error` says Redis could not be reached or did not answer, as
+/// opposed to an answer that is an error (a wrong type, a full memory).
+fn is_unavailable(error: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::IO
+        | ErrorKind::Timeout
+        | ErrorKind::Canceled
+        | ErrorKind::Routing
+        | ErrorKind::Cluster
+        | ErrorKind::Sentinel
+        | ErrorKind::Backpressure => true,
+        #[cfg(feature = "tls")]
+        ErrorKind::Tls => true,
+        _ => false,
+    }
+}
+
+/// Logs a turn of the store's health, once per outage each way.
+fn log_transition(target: &str, transition: Transition, cause: &dyn fmt::Display) {
+    match transition {
+        Transition::WentDown => tracing::warn!(
+            target: "advanced_caching::redis",
+            redis = %target,
+            error = %cause,
+            "RedisCache: Redis unreachable; calls skip it (and run their functions) until a \
+             probe answers",
+        ),
+        Transition::CameBack { down_for, skipped } => tracing::info!(
+            target: "advanced_caching::redis",
+            redis = %target,
+            ?down_for,
+            skipped,
+            "RedisCache: Redis reachable again",
+        ),
+        _ => {}
+    }
+}
+
 /// TTLs beyond this are kept without expiry: Redis refuses a `PX` whose
 /// deadline overflows, and 100 years is "forever" for a cache.
 const MAX_EXPIRY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -307,6 +505,8 @@ impl RedisCache {
             pool_size: 2,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(2),
+            #[cfg(feature = "tls")]
+            tls: TlsTrust::System,
         }
     }
 
@@ -314,6 +514,11 @@ impl RedisCache {
     /// topology, TLS, credentials provider...). A single
     /// [`Client`](fred::clients::Client) becomes a pool with
     /// `Pool::from_clients(vec![client])`.
+    ///
+    /// The pool's TLS is yours to check: fred's own `Config::from_url`
+    /// reads a `rediss://` URL as plaintext (with only a log line) when fred
+    /// was built without a TLS feature, and the resulting configuration
+    /// cannot tell. [`RedisCache::builder`] refuses such URLs.
     ///
     /// # Errors
     /// If the store's runtime cannot start.
@@ -341,7 +546,7 @@ impl RedisCache {
         target: String,
         timeout: Duration,
     ) -> Self {
-        Self {
+        let store = Self {
             pool,
             runtime,
             prefix: Arc::from(""),
@@ -353,7 +558,71 @@ impl RedisCache {
                 ..Options::default()
             },
             target: target.into(),
+            health: Health::default(),
+        };
+        store.watch_connections();
+        store
+    }
+
+    /// Follows the clients' connection events: a lost connection turns the
+    /// health down at once (commands waiting on it stop waiting), and a
+    /// reconnection lets the next call probe without waiting the backoff.
+    /// The listeners hold no client, so they end with the clients.
+    fn watch_connections(&self) {
+        for client in self.pool.clients() {
+            let mut errors = client.error_rx();
+            let (health, target) = (self.health.clone(), self.target.clone());
+            self.runtime.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match errors.recv().await {
+                        Ok((error, _server)) => {
+                            if let Some(transition) = health.lost() {
+                                log_transition(&target, transition, &error);
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            });
+            let mut reconnects = client.reconnect_rx();
+            let health = self.health.clone();
+            self.runtime.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                while let Ok(_) | Err(RecvError::Lagged(_)) = reconnects.recv().await {
+                    health.retry_now();
+                }
+            });
         }
+    }
+
+    /// Runs `probe`: a `PING` on a connected client, off the caller's
+    /// path, within one command timeout.
+    fn spawn_probe(&self, probe: Probe) {
+        let client = self.pool.next_connected();
+        let connected = client.is_connected();
+        let client = client.with_options(&self.options);
+        let timeout = self.options.timeout.unwrap_or(Duration::from_secs(1));
+        let target = self.target.clone();
+        self.runtime.spawn(async move {
+            if !connected {
+                probe.failed();
+                return;
+            }
+            match tokio::time::timeout(timeout, client.ping::<()>(None)).await {
+                Ok(Ok(())) => {
+                    if let Some(transition) = probe.succeeded() {
+                        log_transition(&target, transition, &"PING answered");
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(target: "advanced_caching::redis", redis = %target, %error, "RedisCache: probe failed");
+                    probe.failed();
+                }
+                Err(_) => probe.failed(),
+            }
+        });
     }
 
     /// Prepends `prefix` to every key (as the Python package does). Give
@@ -396,6 +665,10 @@ impl RedisCache {
     /// or none, can await it. `commands` is how many round trips the
     /// closure may make: the whole closure gets that many command timeouts,
     /// then fails, so nothing waits forever on a server that is gone.
+    ///
+    /// While the store is down the command is not sent: the future fails at
+    /// once (and a probe may start). A command in flight when the store is
+    /// seen down fails then, without waiting for its timeout.
     fn run<T, F, Fut>(
         &self,
         commands: u32,
@@ -406,31 +679,64 @@ impl RedisCache {
         F: FnOnce(fred::clients::WithOptions<fred::clients::Client>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, fred::error::Error>> + Send + 'static,
     {
-        // Skips clients still reconnecting after an outage.
-        let client = self.pool.next_connected();
-        let connected = client.is_connected();
-        let client = client.with_options(&self.options);
-        let deadline = self
-            .options
-            .timeout
-            .unwrap_or(Duration::from_secs(1))
-            .saturating_mul(commands.max(1));
-        let task = self.runtime.spawn(async move {
-            if !connected {
-                return Err(Error::store(NAME, "not connected to Redis (reconnecting)"));
+        let ticket = match self.health.admit() {
+            Admission::Proceed(ticket) => Some(ticket),
+            Admission::Skip(probe) => {
+                if let Some(probe) = probe {
+                    self.spawn_probe(probe);
+                }
+                None
             }
-            match tokio::time::timeout(deadline, command(client)).await {
-                Ok(result) => result.map_err(redis_error),
-                Err(_) => Err(Error::store(
-                    NAME,
-                    format!("no answer from Redis within {deadline:?}"),
-                )),
-            }
+        };
+        let task = ticket.map(|ticket| {
+            // Skips clients still reconnecting after an outage.
+            let client = self.pool.next_connected();
+            let connected = client.is_connected();
+            let client = client.with_options(&self.options);
+            let deadline = self
+                .options
+                .timeout
+                .unwrap_or(Duration::from_secs(1))
+                .saturating_mul(commands.max(1));
+            let (health, target) = (self.health.clone(), self.target.clone());
+            self.runtime.spawn(async move {
+                let unavailable = |why: String| {
+                    if let Some(transition) = health.failed(ticket) {
+                        log_transition(&target, transition, &why);
+                    }
+                    Error::store(NAME, why)
+                };
+                if !connected {
+                    return Err(unavailable("not connected to Redis (reconnecting)".into()));
+                }
+                let answer = std::pin::pin!(tokio::time::timeout(deadline, command(client)));
+                let down = std::pin::pin!(health.went_down(ticket));
+                match futures_util::future::select(answer, down).await {
+                    Either::Left((Ok(Ok(value)), _)) => Ok(value),
+                    Either::Left((Ok(Err(error)), _)) if is_unavailable(&error) => {
+                        Err(unavailable(error.to_string()))
+                    }
+                    Either::Left((Ok(Err(error)), _)) => Err(redis_error(error)),
+                    Either::Left((Err(_), _)) => Err(unavailable(format!(
+                        "no answer from Redis within {deadline:?}"
+                    ))),
+                    Either::Right(((), _)) => Err(Error::store(
+                        NAME,
+                        "Redis went down while the command was in flight",
+                    )),
+                }
+            })
         });
         async move {
-            match task.await {
-                Ok(result) => result,
-                Err(join) => Err(Error::store(NAME, format!("Redis task failed: {join}"))),
+            match task {
+                None => Err(Error::store(
+                    NAME,
+                    "Redis is down: skipped until a probe answers",
+                )),
+                Some(task) => match task.await {
+                    Ok(result) => result,
+                    Err(join) => Err(Error::store(NAME, format!("Redis task failed: {join}"))),
+                },
             }
         }
     }
@@ -455,7 +761,9 @@ impl RedisCache {
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let expire = expiration(ttl);
         let dedupe = self.dedupe_writes;
-        self.run(5, move |client| async move {
+        // GET, SETRANGE, STRLEN, PEXPIRE and maybe SET with dedupe.
+        let commands = if dedupe { 5 } else { 1 };
+        self.run(commands, move |client| async move {
             if dedupe {
                 let existing: Option<Bytes> = client.get(key.as_str()).await?;
                 let same = existing.as_ref().is_some_and(|old| {
@@ -729,6 +1037,30 @@ mod tests {
             vec![(0, "{a}1".to_owned()), (2, "{a}2".to_owned())]
         );
         assert_eq!(slot_groups(&keys, |k| k.as_bytes(), false).len(), 1);
+    }
+
+    #[test]
+    fn tls_is_seen_in_every_spelling_fred_accepts() {
+        for url in [
+            "rediss://h:1",
+            "REDISS://h:1",
+            " rediss://h:1",
+            "red\tiss://h:1",
+            "rediss-cluster://h:1?node=h:2",
+            "rediss-sentinel://h:1?sentinelServiceName=m",
+            "valkeys://h:1",
+            "valkeys-cluster://h:1",
+        ] {
+            assert!(wants_tls(url), "{url:?}");
+        }
+        for url in [
+            "redis://h:1",
+            "redis-cluster://h:1",
+            "redis+unix:///tmp/s",
+            "valkey://h",
+        ] {
+            assert!(!wants_tls(url), "{url:?}");
+        }
     }
 
     #[test]

@@ -281,3 +281,70 @@ fn unix_socket_urls_work() {
     block_on(store.set("k", entry(11u32), None)).unwrap();
     assert_eq!(get_u32(&store, "k").unwrap(), Some(11));
 }
+
+#[test]
+fn a_hung_server_costs_one_timeout_then_calls_skip_it_until_it_answers() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    const THREADS: usize = 8;
+    let server = RedisServer::start();
+    let store = RedisCache::builder(server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap()
+        .prefix("hung:");
+    block_on(store.set("k", entry(1u32), None)).unwrap();
+    // SIGSTOP: connections stay open and nothing answers, so only the
+    // command timeout can tell; every caller used to wait it on every call.
+    server.pause();
+    let started = std::time::Instant::now();
+    let latencies: Vec<Vec<Duration>> = std::thread::scope(|s| {
+        let callers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut took = Vec::new();
+                    while started.elapsed() < Duration::from_millis(1200) {
+                        let call = std::time::Instant::now();
+                        assert!(
+                            get_u32(&store, "k").is_err(),
+                            "no answer from a hung server"
+                        );
+                        took.push(call.elapsed());
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    took
+                })
+            })
+            .collect();
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let all: Vec<Duration> = latencies.into_iter().flatten().collect();
+    let slow = all.iter().filter(|took| **took >= TIMEOUT / 2).count();
+    let worst = all.iter().max().copied().unwrap_or_default();
+    assert!(
+        slow <= THREADS,
+        "{slow} of {} calls waited >= {:?}: only the calls in flight when the server \
+         was first seen hung may wait for the timeout",
+        all.len(),
+        TIMEOUT / 2
+    );
+    assert!(
+        worst < TIMEOUT * 3 / 2,
+        "worst call {worst:?} with a {TIMEOUT:?} timeout"
+    );
+
+    server.resume();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match get_u32(&store, "k") {
+            Ok(found) => {
+                assert_eq!(found, Some(1));
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "a probe never found the server back: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

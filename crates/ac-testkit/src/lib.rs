@@ -3,12 +3,15 @@
 //! [`RedisServer::start`] runs `redis-server` (from `PATH`) on a free
 //! loopback port with no persistence; [`RedisCluster::start`] runs three
 //! cluster-enabled servers and joins them with `redis-cli --cluster create`.
-//! Both stop their processes when dropped, also when a test panics.
-//! `scripts/test` installs `redis-server` when it is missing.
+//! [`RedisServer::start_tls`] runs one that speaks only TLS, with a
+//! certificate from a throwaway [`TestCa`] made with the `openssl` command.
+//! All stop their processes when dropped, also when a test panics.
+//! `scripts/test` installs `redis-server` (and `openssl`) when missing.
 #![forbid(unsafe_code)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,8 @@ pub struct RedisServer {
     child: Option<Child>,
     extra: Vec<String>,
     dir: tempfile::TempDir,
+    /// For a TLS-only server: the CA that signed its certificate.
+    tls_ca: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -44,12 +49,42 @@ impl RedisServer {
         Self::start_with_dir(dir, extra)
     }
 
+    /// Starts a server that accepts only TLS connections (`--port 0
+    /// --tls-port P`), with a certificate signed by `ca` for `127.0.0.1`
+    /// and `localhost`; clients need no certificate of their own. Extra
+    /// `redis-server` arguments as in [`RedisServer::start_with`].
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`], or if `openssl` cannot make the
+    /// certificate.
+    pub fn start_tls(ca: &TestCa, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for redis-server");
+        let (cert, key) = ca.issue_server_certificate(dir.path());
+        let mut args: Vec<String> = vec![
+            "--tls-cert-file".into(),
+            path_arg(&cert),
+            "--tls-key-file".into(),
+            path_arg(&key),
+            "--tls-ca-cert-file".into(),
+            path_arg(&ca.cert_path()),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::start_in(dir, args, Some(ca.cert_path()))
+    }
+
     fn start_with_dir(dir: tempfile::TempDir, extra: Vec<String>) -> Self {
+        Self::start_in(dir, extra, None)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: Vec<String>, tls_ca: Option<PathBuf>) -> Self {
         let mut server = Self {
             port: 0,
             child: None,
             extra,
             dir,
+            tls_ca,
         };
         for _ in 0..5 {
             server.port = free_port();
@@ -63,8 +98,15 @@ impl RedisServer {
     /// Spawns the process on `self.port`; false if it exited early (port
     /// taken meanwhile).
     fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let ports: &[&str] = if self.tls_ca.is_some() {
+            &["--port", "0", "--tls-port", &port]
+        } else {
+            &["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -84,10 +126,10 @@ impl RedisServer {
                 self.child = None;
                 return false;
             }
-            if ping(self.port) {
+            if self.ping() {
                 // Ours, not a server another test started on this port?
                 let pid = self.child.as_ref().map_or(0, Child::id);
-                let info = cli(self.port, &["info", "server"]);
+                let info = self.cli(&["info", "server"]);
                 if info.contains(&format!("process_id:{pid}\r")) {
                     return true;
                 }
@@ -115,13 +157,28 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://…` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (an outage); [`RedisServer::restart`] brings it
-    /// back on the same port, empty.
+    /// Whether the server answers `PING` (or asks for a password).
+    fn ping(&self) -> bool {
+        if self.tls_ca.is_some() {
+            let reply = self.cli(&["ping"]);
+            reply.contains("PONG") || reply.contains("NOAUTH")
+        } else {
+            ping(self.port)
+        }
+    }
+
+    /// Kills the server with SIGKILL (an outage: no goodbye to clients);
+    /// [`RedisServer::restart`] brings it back on the same port, empty.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -142,12 +199,53 @@ impl RedisServer {
         );
     }
 
-    /// Runs `redis-cli` against this server and returns its output.
+    /// Freezes the server with SIGSTOP: connections stay open but nothing
+    /// answers (a hung server, or a network that drops packets), until
+    /// [`RedisServer::resume`].
+    ///
+    /// # Panics
+    /// If the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [paused](RedisServer::pause) server run again (SIGCONT).
+    ///
+    /// # Panics
+    /// If the signal cannot be sent.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("the server is not running")
+            .id()
+            .to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Runs `redis-cli` against this server (over TLS for a TLS server)
+    /// and returns its output.
     ///
     /// # Panics
     /// If `redis-cli` cannot run.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        match &self.tls_ca {
+            Some(ca) => {
+                let ca = path_arg(ca);
+                let mut all = vec!["--tls", "--cacert", ca.as_str()];
+                all.extend_from_slice(args);
+                cli(self.port, &all)
+            }
+            None => cli(self.port, args),
+        }
     }
 
     /// `PTTL key`: milliseconds left, `-1` without expiry, `-2` if absent.
@@ -176,8 +274,142 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // SIGKILL ends a paused (stopped) server too.
         self.stop();
     }
+}
+
+/// A throwaway certificate authority (an ECDSA P-256 key and a
+/// self-signed certificate, valid one day) made with the `openssl`
+/// command in a temporary directory, removed when dropped.
+#[derive(Debug)]
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Makes a new CA whose certificate's subject is `CN=<name>`.
+    ///
+    /// # Panics
+    /// If `openssl` is missing or fails.
+    pub fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for a test CA");
+        let key = dir.path().join("ca.key");
+        let cert = dir.path().join("ca.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &path_arg(&key),
+            "-out",
+            &path_arg(&cert),
+        ]);
+        Self { dir }
+    }
+
+    /// The CA certificate's file (PEM).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The CA certificate, PEM.
+    ///
+    /// # Panics
+    /// If the file cannot be read.
+    pub fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.cert_path()).expect("read the test CA certificate")
+    }
+
+    /// Makes a server key and a certificate signed by this CA for
+    /// `IP:127.0.0.1` and `DNS:localhost` in `dir`; returns their paths
+    /// (certificate, key).
+    ///
+    /// # Panics
+    /// If `openssl` fails.
+    pub fn issue_server_certificate(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let key = dir.join("server.key");
+        let csr = dir.join("server.csr");
+        let cert = dir.join("server.pem");
+        let extensions = dir.join("server.ext");
+        std::fs::write(
+            &extensions,
+            "basicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write the certificate extensions");
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path_arg(&key),
+            "-out",
+            &path_arg(&csr),
+        ]);
+        let serial = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos())
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path_arg(&csr),
+            "-CA",
+            &path_arg(&self.cert_path()),
+            "-CAkey",
+            &path_arg(&self.dir.path().join("ca.key")),
+            "-set_serial",
+            &serial,
+            "-days",
+            "1",
+            "-extfile",
+            &path_arg(&extensions),
+            "-out",
+            &path_arg(&cert),
+        ]);
+        (cert, key)
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl (is it installed?): {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {} failed: {}",
+        args.first().unwrap_or(&""),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("temp paths are UTF-8").to_owned()
 }
 
 /// A three-primary Redis Cluster on `127.0.0.1`, no replicas.
