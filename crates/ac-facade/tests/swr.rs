@@ -173,7 +173,10 @@ fn two_caches_sharing_a_remote_store_refresh_once_between_them() {
     assert_eq!(b.call(1), 1, "b hits a's entry");
     clock.advance(70.0);
     assert_eq!(a.call(1), 1);
-    assert_eq!(b.call(1), 1);
+    // a's refresh runs on the pool meanwhile: b sees the stale value, or
+    // the refreshed one if it already landed.
+    let seen_by_b = b.call(1);
+    assert!(seen_by_b == 1 || seen_by_b == 2, "{seen_by_b}");
     scheduler.shutdown();
     assert_eq!(calls.get(), 2, "one refresh for both");
 }
