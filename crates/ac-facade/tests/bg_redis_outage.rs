@@ -6,13 +6,13 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ac_testkit::RedisServer;
 use advanced_caching::{InMemoryMetrics, RedisCache, bg};
-use support::Calls;
+use support::{Calls, Reports};
 
 /// Seconds between refreshes and syncs.
 const INTERVAL: f64 = 0.2;
@@ -35,23 +35,6 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "waited 10 s for {what}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Collects what `on_error` was given.
-#[derive(Debug, Clone, Default)]
-struct Reports(Arc<Mutex<Vec<String>>>);
-
-impl Reports {
-    fn handler(&self) -> impl Fn(&advanced_caching::BgError) + Send + Sync + 'static {
-        let reports = self.clone();
-        move |error| reports.0.lock().unwrap().push(error.to_string())
-    }
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    fn any(&self, needle: &str) -> bool {
-        self.0.lock().unwrap().iter().any(|r| r.contains(needle))
     }
 }
 

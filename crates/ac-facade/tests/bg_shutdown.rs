@@ -3,60 +3,8 @@
 
 mod support;
 
-use std::sync::Mutex;
-use std::time::Duration;
-
-use advanced_caching::{
-    BoxFuture, Decoder, Entry, Error, InMemCache, ManualClock, Store, Value, bg,
-};
-use support::{RefreshWatch, T0};
-
-/// A store that answers its first read with a value, then fails every
-/// operation, as a server that went away does.
-#[derive(Debug)]
-struct AnswersOnce(Mutex<Option<Entry>>);
-
-fn gone<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
-    Box::pin(async { Err(Error::store("answers-once", "connection refused")) })
-}
-
-impl Store for AnswersOnce {
-    fn name(&self) -> &'static str {
-        "answers-once"
-    }
-    fn get<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn Decoder,
-    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
-        match self.0.lock().unwrap().take() {
-            Some(entry) => Box::pin(async move { Ok(Some(entry)) }),
-            None => gone(),
-        }
-    }
-    fn set<'a>(
-        &'a self,
-        _: &'a str,
-        _: Entry,
-        _: Option<Duration>,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        gone()
-    }
-    fn set_if_absent<'a>(
-        &'a self,
-        _: &'a str,
-        _: Entry,
-        _: Option<Duration>,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        gone()
-    }
-    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        gone()
-    }
-    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
-        gone()
-    }
-}
+use advanced_caching::{InMemCache, ManualClock, bg};
+use support::{RefreshWatch, Switch, T0};
 
 /// Threads of this process that run periodic jobs.
 fn periodic_threads() -> usize {
@@ -93,16 +41,19 @@ fn shutdown_joins_every_job_and_thread_and_allows_new_registrations() {
 
     // A reader holding its value through failed syncs, past its ttl.
     let syncs = RefreshWatch::default();
-    let first = Entry::new(Value::new(7u8), f64::INFINITY, T0);
+    let store = Switch::on(&clock);
+    store.put("shutdown:holding", 7u8, T0);
     let holding = bg::read::<u8>("shutdown:holding")
         .interval(10)
         .ttl(20)
-        .store(AnswersOnce(Mutex::new(Some(first))))
+        .store(store.clone())
         .clock(clock.clone())
         .metrics(syncs.clone())
         .on_error(|_| {})
         .build()
         .unwrap();
+    syncs.until_blocking(1);
+    store.set_down(true); // the server goes away after the first sync
     clock.set(T0 + 10.0);
     syncs.until_blocking(2);
     clock.set(T0 + 20.0);

@@ -6,140 +6,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use advanced_caching::crates::core::block_on;
-use advanced_caching::{
-    BoxFuture, Clock, Decoder, Entry, Error, InMemCache, ManualClock, Store, ThreadScheduler,
-    TypedDecoder, Value, bg,
-};
-use support::{Calls, T0, Tee};
-
-/// A store whose connection can be cut, as a remote store's can: an
-/// `InMemCache` on the test's clock behind a switch. While it is down every
-/// operation fails as an unreachable server does. Like a remote store it
-/// has no in-process fast path, so every read goes through `get`.
-#[derive(Debug, Clone)]
-struct Switch {
-    inner: InMemCache,
-    down: Arc<AtomicBool>,
-}
-
-impl Switch {
-    fn on(clock: &ManualClock) -> Self {
-        Self {
-            inner: InMemCache::builder().clock(clock.clone()).build().unwrap(),
-            down: Arc::default(),
-        }
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
-    }
-
-    /// What the store holds under `key`, bypassing the switch.
-    fn held<T: advanced_caching::CacheValue>(&self, key: &str) -> Option<T> {
-        let entry = block_on(self.inner.get(key, &TypedDecoder::<T>::new())).unwrap()?;
-        entry.value.downcast_ref::<T>().cloned()
-    }
-
-    /// Writes `value` under `key` (as a writer in another process would),
-    /// bypassing the switch.
-    fn put<T: advanced_caching::CacheValue>(&self, key: &str, value: T, now: f64) {
-        let entry = Entry::new(Value::new(value), f64::INFINITY, now);
-        block_on(self.inner.set(key, entry, None)).unwrap();
-    }
-
-    fn refused<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
-        Box::pin(async { Err(Error::store("switch", "connection refused")) })
-    }
-}
-
-impl Store for Switch {
-    fn name(&self) -> &'static str {
-        "switch"
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-        decoder: &'a dyn Decoder,
-    ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
-        if self.is_down() {
-            return Self::refused();
-        }
-        self.inner.get(key, decoder)
-    }
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        entry: Entry,
-        ttl: Option<Duration>,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        if self.is_down() {
-            return Self::refused();
-        }
-        self.inner.set(key, entry, ttl)
-    }
-    fn set_if_absent<'a>(
-        &'a self,
-        key: &'a str,
-        entry: Entry,
-        ttl: Option<Duration>,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        if self.is_down() {
-            return Self::refused();
-        }
-        self.inner.set_if_absent(key, entry, ttl)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        if self.is_down() {
-            return Self::refused();
-        }
-        self.inner.delete(key)
-    }
-    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
-        if self.is_down() {
-            return Self::refused();
-        }
-        self.inner.clear()
-    }
-}
-
-/// Collects what `on_error` was given.
-#[derive(Debug, Clone, Default)]
-struct Reports(Arc<Mutex<Vec<String>>>);
-
-impl Reports {
-    fn handler(&self) -> impl Fn(&advanced_caching::BgError) + Send + Sync + 'static {
-        let reports = self.clone();
-        move |error| reports.0.lock().unwrap().push(error.to_string())
-    }
-    fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    /// Waits for the `n`-th report: a loader reports after its refresh
-    /// is recorded in metrics, which is what the tests wait for first.
-    fn until(&self, n: usize) -> Vec<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let all = self.all();
-            if all.len() >= n {
-                return all;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited 20 s for report #{n}: {all:?}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
+use advanced_caching::{Clock, ManualClock, ThreadScheduler, bg};
+use support::{Calls, Reports, Switch, T0, Tee};
 
 /// The function runs on schedule, the store refuses the write: `on_error`
 /// hears of it, metrics count it, and `get()` serves the value the
@@ -413,7 +284,7 @@ fn a_sync_that_finds_the_key_gone_serves_the_value_for_its_ttl_then_none() {
     let reader = reader("fail:gone", &store, &clock, &tee, &reports)
         .build()
         .unwrap();
-    block_on(store.inner.delete("fail:gone")).unwrap();
+    store.remove("fail:gone");
     tick(&clock, &tee, 2);
     assert_eq!(
         reader.get(),
@@ -437,7 +308,7 @@ fn a_sync_that_finds_the_key_gone_serves_the_value_for_its_ttl_then_none() {
     tick(&clock, &tee, 6);
     tick(&clock, &tee, 7); // T0+60: 10 s past the ttl
     assert_eq!(reader.get(), Some(2), "held through the outage");
-    block_on(store.inner.delete("fail:gone")).unwrap();
+    store.remove("fail:gone");
     store.set_down(false);
     tick(&clock, &tee, 8);
     assert_eq!(reader.get(), None, "the store is back and the key is gone");

@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use advanced_caching::{InMemCache, ManualClock, Store, cache};
-use support::{Calls, CountingMetrics, DownStore, MapStore, T0};
+use support::{Calls, CountingMetrics, MapStore, Switch, T0};
 
 #[test]
 fn hits_until_ttl_and_misses_exactly_at_ttl() {
@@ -240,7 +240,7 @@ fn a_store_outage_never_fails_the_call_and_is_counted() {
     let c = calls.clone();
     let f = cache(60)
         .key("k:{}")
-        .store(DownStore)
+        .store(Switch::down())
         .metrics(metrics.clone())
         .wrap(move |x: u32| (x, c.bump()))
         .unwrap();

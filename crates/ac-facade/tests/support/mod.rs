@@ -2,11 +2,15 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use advanced_caching::{BoxFuture, Decoder, Entry, Error, MetricsCollector, Store};
+use advanced_caching::crates::core::block_on;
+use advanced_caching::{
+    BoxFuture, Decoder, Entry, Error, InMemCache, ManualClock, MetricsCollector, Store,
+    TypedDecoder, Value,
+};
 
 pub const T0: f64 = 1_700_000_000.0;
 
@@ -98,46 +102,113 @@ impl Store for MapStore {
     }
 }
 
-/// A backend whose every operation fails, as an unreachable server does.
-#[derive(Debug, Default)]
-pub struct DownStore;
-
-fn down<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
-    Box::pin(async { Err(Error::store("down", "connection refused")) })
+/// A store whose connection can be cut, as a remote store's can: an
+/// `InMemCache` on the test's clock behind a switch. While it is down every
+/// operation fails as an unreachable server does. Like a remote store it
+/// has no in-process fast path, so every read goes through `get`.
+#[derive(Debug, Clone)]
+pub struct Switch {
+    inner: InMemCache,
+    down: Arc<AtomicBool>,
 }
 
-impl Store for DownStore {
+impl Switch {
+    /// Up, over an `InMemCache` on `clock`.
+    pub fn on(clock: &ManualClock) -> Self {
+        Self {
+            inner: InMemCache::builder().clock(clock.clone()).build().unwrap(),
+            down: Arc::default(),
+        }
+    }
+
+    /// Down from the start, as a server that never answers.
+    pub fn down() -> Self {
+        let store = Self {
+            inner: InMemCache::new(),
+            down: Arc::default(),
+        };
+        store.set_down(true);
+        store
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// What the store holds under `key`, bypassing the switch.
+    pub fn held<T: advanced_caching::CacheValue>(&self, key: &str) -> Option<T> {
+        let entry = block_on(self.inner.get(key, &TypedDecoder::<T>::new())).unwrap()?;
+        entry.value.downcast_ref::<T>().cloned()
+    }
+
+    /// Deletes `key` (as another process would), bypassing the switch.
+    pub fn remove(&self, key: &str) {
+        block_on(self.inner.delete(key)).unwrap();
+    }
+
+    /// Writes `value` under `key` (as a writer in another process would),
+    /// bypassing the switch.
+    pub fn put<T: advanced_caching::CacheValue>(&self, key: &str, value: T, now: f64) {
+        let entry = Entry::new(Value::new(value), f64::INFINITY, now);
+        block_on(self.inner.set(key, entry, None)).unwrap();
+    }
+
+    fn refused<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
+        Box::pin(async { Err(Error::store("switch", "connection refused")) })
+    }
+}
+
+impl Store for Switch {
     fn name(&self) -> &'static str {
-        "down"
+        "switch"
     }
     fn get<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a dyn Decoder,
+        key: &'a str,
+        decoder: &'a dyn Decoder,
     ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
-        down()
+        if self.is_down() {
+            return Self::refused();
+        }
+        self.inner.get(key, decoder)
     }
     fn set<'a>(
         &'a self,
-        _: &'a str,
-        _: Entry,
-        _: Option<Duration>,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        down()
+        if self.is_down() {
+            return Self::refused();
+        }
+        self.inner.set(key, entry, ttl)
     }
     fn set_if_absent<'a>(
         &'a self,
-        _: &'a str,
-        _: Entry,
-        _: Option<Duration>,
+        key: &'a str,
+        entry: Entry,
+        ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<bool, Error>> {
-        down()
+        if self.is_down() {
+            return Self::refused();
+        }
+        self.inner.set_if_absent(key, entry, ttl)
     }
-    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        down()
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        if self.is_down() {
+            return Self::refused();
+        }
+        self.inner.delete(key)
     }
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
-        down()
+        if self.is_down() {
+            return Self::refused();
+        }
+        self.inner.clear()
     }
 }
 
@@ -253,5 +324,41 @@ impl MetricsCollector for Tee {
     fn record_background_refresh(&self, c: &str, ok: bool, d: Duration) {
         self.0.record_background_refresh(c, ok, d);
         self.1.record_background_refresh(c, ok, d);
+    }
+}
+
+/// Collects what `on_error` was given.
+#[derive(Debug, Clone, Default)]
+pub struct Reports(Arc<Mutex<Vec<String>>>);
+
+impl Reports {
+    pub fn handler(&self) -> impl Fn(&advanced_caching::BgError) + Send + Sync + 'static {
+        let reports = self.clone();
+        move |error| reports.0.lock().unwrap().push(error.to_string())
+    }
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    /// Waits for the `n`-th report: a loader reports after its refresh
+    /// is recorded in metrics, which is what the tests wait for first.
+    pub fn until(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.all();
+            if all.len() >= n {
+                return all;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 20 s for report #{n}: {all:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    pub fn any(&self, needle: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|r| r.contains(needle))
     }
 }
