@@ -51,11 +51,18 @@ fuzz_target!(|bytes: &[u8]| {
             continue;
         }
         let in_url = url.matches(secret.as_str()).count();
-        for text in &shown {
-            assert!(
-                in_url == 0 || text.matches(secret.as_str()).count() < in_url,
-                "{text:?} shows the password {secret:?} of {url:?}"
-            );
+        // The redacted URL hides at least the password's own occurrence.
+        assert!(
+            in_url == 0 || shown[0].matches(secret.as_str()).count() < in_url,
+            "{:?} shows the password {secret:?} of {url:?}",
+            shown[0]
+        );
+        // A password that appears once in the URL (so it is not also a
+        // host, a node or a user) appears in no message at all.
+        if in_url == 1 && secret.len() >= 3 {
+            for text in &shown {
+                assert!(!text.contains(secret.as_str()), "{text:?} shows the password {secret:?} of {url:?}");
+            }
         }
     }
 });

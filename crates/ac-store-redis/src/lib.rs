@@ -242,7 +242,17 @@ pub fn redact_url(url: &str) -> String {
 /// contains "password" (e.g. `sentinelPassword`), wherever it is (an `@`
 /// may come after it, as in `sentinelUsername=ops@corp`).
 fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+    // Only a scheme may come before the first `://` (else it is the `://`
+    // of a value, and what comes before it is not known to be harmless).
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    };
+    let Some(scheme_end) = url
+        .find("://")
+        .filter(|&i| is_scheme(&url[..i]))
+        .map(|i| i + 3)
+    else {
         return "***".to_owned();
     };
     let (head, rest) = url.split_at(scheme_end);
@@ -778,7 +788,8 @@ mod tests {
     /// Found by the `redis_url` fuzz target: an `@` in the query (a
     /// sentinel user `ops@corp`) ended the masked part inside the query,
     /// and the `sentinelPassword` after it was shown; nor was a name
-    /// written with percent-escapes, which fred decodes, masked.
+    /// written with percent-escapes, which fred decodes, masked; nor a URL
+    /// whose only `://` is in a password.
     #[test]
     fn redact_hides_sentinel_passwords_after_an_at_sign_and_escaped_names() {
         let url = "redis-sentinel://s1:26379?sentinelServiceName=m\
@@ -791,6 +802,10 @@ mod tests {
         let url = "redis-sentinel://u:pw@s1?sentinelServiceName=m&sentinelPassword=a@hunter2";
         let shown = redact(url);
         assert!(!shown.contains("hunter2") && !shown.contains("pw"), "{shown}");
+        // No `://` after the scheme, but one in the password.
+        let url = "redis-sentinel:h?sentinelServiceName=m&sentinelPassword=redis://hunter2";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(
             redact("redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=x"),
             "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=***"
