@@ -285,23 +285,23 @@ fn redact(url: &str) -> String {
 }
 
 /// The byte ranges of the values of `name=value` pieces after a `?` or `&`
-/// in `text` whose percent-decoded name contains "password" (any case).
+/// in `text` whose percent-decoded name contains "password" (any case). A
+/// value runs to the next `&`: it may hold `?`, as fred reads it.
 fn password_values(text: &str) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
-    let mut piece_start = 0;
-    for (i, c) in text.char_indices().chain([(text.len(), '&')]) {
-        if c != '?' && c != '&' {
+    for (separator, _) in text.match_indices(['?', '&']) {
+        let piece = &text[separator + 1..];
+        let Some(eq) = piece.find(['=', '?', '&']).filter(|&i| piece[i..].starts_with('=')) else {
             continue;
-        }
-        if piece_start > 0
-            && let Some(eq) = text[piece_start..i].find('=')
-            && decode_query_name(&text[piece_start..piece_start + eq])
-                .to_ascii_lowercase()
-                .contains("password")
+        };
+        if decode_query_name(&piece[..eq])
+            .to_ascii_lowercase()
+            .contains("password")
         {
-            ranges.push((piece_start + eq + 1, i));
+            let start = separator + 1 + eq + 1;
+            let end = text[start..].find('&').map_or(text.len(), |i| start + i);
+            ranges.push((start, end));
         }
-        piece_start = i + 1;
     }
     ranges
 }
@@ -802,6 +802,10 @@ mod tests {
         let url = "redis-sentinel://u:pw@s1?sentinelServiceName=m&sentinelPassword=a@hunter2";
         let shown = redact(url);
         assert!(!shown.contains("hunter2") && !shown.contains("pw"), "{shown}");
+        // A password value that holds `?`.
+        let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=?hunter2&node=s2:1";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
         // No `://` after the scheme, but one in the password.
         let url = "redis-sentinel:h?sentinelServiceName=m&sentinelPassword=redis://hunter2";
         let shown = redact(url);
