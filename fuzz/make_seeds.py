@@ -132,8 +132,8 @@ def main():
     write("loads_postcard", "tuple", varint(2**64 - 1) + zigzag(-2**63) + b"\x01")
     write("loads_protobuf", "profile", PROFILE)
     write("loads_protobuf", "address", ADDRESS)
-    # entry_codec: a mode byte (serializer = mode % 3, type = mode // 3 % 3),
-    # then the stored bytes.
+    # entry_codec: a mode byte (serializer = mode % 3, type = (mode & 0x7f)
+    # // 3 % 3, 0x80: gzip the bytes in the target), then the stored bytes.
     h = header(1_700_000_060.0, 1_700_000_000.5)
     write("entry_codec", "json_record", b"\x00" + h + JSON_SEEDS["record"].encode())
     write("entry_codec", "json_value_never_stale", b"\x03" + header(float("inf"), 1e9) + b'{"a":[1,null]}')
@@ -141,6 +141,8 @@ def main():
     write("entry_codec", "msgpack_record", b"\x01" + h + mp(MP_RECORD))
     write("entry_codec", "postcard_record", b"\x02" + h + PC_RECORD)
     write("entry_codec", "truncated", b"\x00" + h[:9])
+    write("entry_codec", "json_record_gzipped_here", b"\x80" + h + JSON_SEEDS["record"].encode())
+    write("entry_codec", "msgpack_value_gzipped_here", b"\x84" + h + mp({"a": [1, None]}))
     # roundtrip_values and key_template take `arbitrary` input: any bytes.
     write("roundtrip_values", "zeros", bytes(64))
     write("roundtrip_values", "mixed", bytes(range(256)))

@@ -306,8 +306,9 @@ fn password_values(text: &str) -> Vec<(usize, usize)> {
     ranges
 }
 
-/// A query parameter name as `application/x-www-form-urlencoded` (and so
-/// fred) reads it: `+` is a space, `%XX` a byte.
+/// A query parameter name as fred reads it: the URL parser drops tabs and
+/// line breaks, then `application/x-www-form-urlencoded` makes `+` a space
+/// and `%XX` a byte.
 fn decode_query_name(name: &str) -> String {
     fn hex(digit: u8) -> Option<u8> {
         match digit {
@@ -317,7 +318,10 @@ fn decode_query_name(name: &str) -> String {
             _ => None,
         }
     }
-    let bytes = name.as_bytes();
+    let bytes: Vec<u8> = name
+        .bytes()
+        .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'))
+        .collect();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -804,6 +808,10 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains("pw"), "{shown}");
         // A password value that holds `?`.
         let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=?hunter2&node=s2:1";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // A name broken by a line break, which the URL parser drops.
+        let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPass\r\nword=hunter2";
         let shown = redact(url);
         assert!(!shown.contains("hunter2"), "{shown}");
         // No `://` after the scheme, but one in the password.
