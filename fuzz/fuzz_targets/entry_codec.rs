@@ -65,7 +65,10 @@ fn check<T: CacheValue>(bytes: &[u8], serializer: &dyn Serializer, gzip_here: bo
     match (&plain, &through_gzip) {
         (Ok(a), Ok(b)) => {
             assert_eq!(header_bits(a), header_bits(b));
-            assert_eq!(value_bytes::<T>(a, serializer), value_bytes::<T>(b, serializer));
+            assert_eq!(
+                value_bytes::<T>(a, serializer),
+                value_bytes::<T>(b, serializer)
+            );
             reencodes::<T>(b, serializer, Compression::GZIP);
         }
         (Err(_), Err(_)) => {}
@@ -78,7 +81,10 @@ fn check<T: CacheValue>(bytes: &[u8], serializer: &dyn Serializer, gzip_here: bo
 fn agrees_with_header(entry: &Result<Entry, Error>, header: Result<(f64, f64), Error>) {
     match (entry, header) {
         (Ok(entry), Ok((fresh_until, created_at))) => {
-            assert_eq!(header_bits(entry), (fresh_until.to_bits(), created_at.to_bits()));
+            assert_eq!(
+                header_bits(entry),
+                (fresh_until.to_bits(), created_at.to_bits())
+            );
         }
         (Ok(entry), Err(e)) => panic!("entry {entry:?} decodes but its header does not: {e}"),
         (Err(_), _) => {}

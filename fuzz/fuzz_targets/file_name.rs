@@ -36,16 +36,30 @@ fuzz_target!(|keys: (&str, &str)| {
 fn checked_name(key: &str) -> String {
     let store = store();
     let path: PathBuf = store.path_of(key);
-    assert_eq!(path.parent(), Some(store.dir()), "{key:?} -> {path:?} leaves the directory");
-    let rest: Vec<Component<'_>> = path.strip_prefix(store.dir()).expect("inside").components().collect();
+    assert_eq!(
+        path.parent(),
+        Some(store.dir()),
+        "{key:?} -> {path:?} leaves the directory"
+    );
+    let rest: Vec<Component<'_>> = path
+        .strip_prefix(store.dir())
+        .expect("inside")
+        .components()
+        .collect();
     let [Component::Normal(name)] = rest[..] else {
         panic!("{key:?} -> {path:?} is not one plain name");
     };
     let name = name.to_str().expect("names are UTF-8").to_owned();
     assert!(!name.contains(['/', '\0']), "{key:?} -> {name:?}");
-    assert!(name != "." && name != ".." && !name.starts_with('.'), "{key:?} -> {name:?}");
+    assert!(
+        name != "." && name != ".." && !name.starts_with('.'),
+        "{key:?} -> {name:?}"
+    );
     assert!(!name.is_empty() && name.len() <= 200, "{key:?} -> {name:?}");
-    assert!(decodes_to(&name, key), "{key:?} -> {name:?} does not decode back");
+    assert!(
+        decodes_to(&name, key),
+        "{key:?} -> {name:?} does not decode back"
+    );
     name
 }
 
@@ -66,7 +80,10 @@ fn decodes_to(name: &str, key: &str) -> bool {
     {
         // An escaped key cannot look like this: `h` + 64 hex digits is a
         // plain key, its own name.
-        let digest: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let digest: String = Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         return hex == digest;
     }
     let mut decoded = Vec::new();
@@ -75,13 +92,17 @@ fn decodes_to(name: &str, key: &str) -> bool {
         match byte {
             b'%' => {
                 let hex = [bytes.next(), bytes.next()];
-                let [Some(hi), Some(lo)] = hex else { return false };
+                let [Some(hi), Some(lo)] = hex else {
+                    return false;
+                };
                 let digit = |d: u8| match d {
                     b'0'..=b'9' => Some(d - b'0'),
                     b'A'..=b'F' => Some(d - b'A' + 10),
                     _ => None,
                 };
-                let (Some(hi), Some(lo)) = (digit(hi), digit(lo)) else { return false };
+                let (Some(hi), Some(lo)) = (digit(hi), digit(lo)) else {
+                    return false;
+                };
                 let byte = hi * 16 + lo;
                 if is_plain(byte) {
                     return false; // plain bytes are never escaped

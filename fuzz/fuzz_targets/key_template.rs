@@ -56,7 +56,11 @@ fn reference_parse(template: &str) -> Option<Vec<Part>> {
                 if index.len() > 2 {
                     return None;
                 }
-                let index: usize = if index.is_empty() { 0 } else { index.parse().ok()? };
+                let index: usize = if index.is_empty() {
+                    0
+                } else {
+                    index.parse().ok()?
+                };
                 if index >= 64 {
                     return None;
                 }
@@ -96,7 +100,11 @@ fn render(template: &KeyTemplate, args: &[String]) -> String {
         0 => template.render(&()),
         1 => {
             let single = template.render(&a(0));
-            assert_eq!(single, template.render(&(a(0),)), "String and 1-tuple render differently");
+            assert_eq!(
+                single,
+                template.render(&(a(0),)),
+                "String and 1-tuple render differently"
+            );
             single
         }
         2 => template.render(&(a(0), a(1))),
@@ -118,7 +126,10 @@ fuzz_target!(|input: Input| {
     let (parsed, reference) = match (parsed, reference) {
         (Ok(parsed), Some(reference)) => (parsed, reference),
         (Err(e), None) => {
-            assert!(e.to_string().contains(&named), "error does not name the template: {e}");
+            assert!(
+                e.to_string().contains(&named),
+                "error does not name the template: {e}"
+            );
             return;
         }
         (parsed, reference) => panic!("{template:?}: parsed {parsed:?}, reference {reference:?}"),
@@ -135,23 +146,39 @@ fuzz_target!(|input: Input| {
     assert_eq!(parsed.required_args(), needed, "{template:?}");
     for arity in [0, needed.saturating_sub(1), needed, args.len()] {
         match parsed.check_arity(arity) {
-            Ok(()) => assert!(needed <= arity, "{template:?} accepted for {arity} arguments"),
+            Ok(()) => assert!(
+                needed <= arity,
+                "{template:?} accepted for {arity} arguments"
+            ),
             Err(e) => {
-                assert!(e.to_string().contains(&named), "error does not name the template: {e}");
+                assert!(
+                    e.to_string().contains(&named),
+                    "error does not name the template: {e}"
+                );
                 // The only reason to refuse today is a missing argument; the
                 // key rules may refuse more (e.g. an unused argument).
             }
         }
         if needed > arity {
-            assert!(parsed.check_arity(arity).is_err(), "{template:?} fits {arity} arguments");
+            assert!(
+                parsed.check_arity(arity).is_err(),
+                "{template:?} fits {arity} arguments"
+            );
         }
     }
     // Rendering needs the arguments the template uses (`KeyArgs::write_arg`
     // is only called below the arity, which `check_arity` ensures).
     if needed <= args.len() {
-        assert_eq!(render(&parsed, &args), reference_render(&reference, &args), "{template:?} {args:?}");
+        assert_eq!(
+            render(&parsed, &args),
+            reference_render(&reference, &args),
+            "{template:?} {args:?}"
+        );
     }
     if needed == 0 {
-        assert_eq!(parsed.as_static(), Some(reference_render(&reference, &[]).as_str()));
+        assert_eq!(
+            parsed.as_static(),
+            Some(reference_render(&reference, &[]).as_str())
+        );
     }
 });

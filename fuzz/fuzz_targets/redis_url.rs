@@ -48,7 +48,10 @@ fuzz_target!(|bytes: &[u8]| {
     // The mask itself is not the password: a password that holds `***`
     // must not match the mask plus the host after it.
     // (Replaced by a noncharacter; a password holding it is skipped.)
-    let shown: Vec<String> = shown.iter().map(|text| text.replace("***", "\u{ffff}")).collect();
+    let shown: Vec<String> = shown
+        .iter()
+        .map(|text| text.replace("***", "\u{ffff}"))
+        .collect();
     for secret in &secrets {
         // A password made of mask characters cannot be told from the mask.
         if secret.chars().all(|c| matches!(c, '*' | ':' | '@')) || secret.contains('\u{ffff}') {
@@ -65,7 +68,10 @@ fuzz_target!(|bytes: &[u8]| {
         // host, a node or a user) appears in no message at all.
         if in_url == 1 && secret.len() >= 3 {
             for text in &shown {
-                assert!(!text.contains(secret.as_str()), "{text:?} shows the password {secret:?} of {url:?}");
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{text:?} shows the password {secret:?} of {url:?}"
+                );
             }
         }
     }

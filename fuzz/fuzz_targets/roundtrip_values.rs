@@ -22,23 +22,40 @@ fuzz_target!(|input: (Record, f64, f64, u8)| {
         1 => (&MsgPack, true),
         _ => (&Postcard, true),
     };
-    let compression = if format & 0x80 != 0 { Compression::GZIP } else { Compression::None };
+    let compression = if format & 0x80 != 0 {
+        Compression::GZIP
+    } else {
+        Compression::None
+    };
     let entry = Entry::new(Value::new(record.clone()), fresh_until, created_at);
     let bytes = encode_entry(&entry, serializer, compression)
         .unwrap_or_else(|e| panic!("{} cannot encode {record:?}: {e}", serializer.name()));
-    let decoded = decode_entry(&bytes, serializer, &TypedDecoder::<Record>::new(), compression);
-    let header_ok = !fresh_until.is_nan() && fresh_until != f64::NEG_INFINITY && created_at.is_finite();
+    let decoded = decode_entry(
+        &bytes,
+        serializer,
+        &TypedDecoder::<Record>::new(),
+        compression,
+    );
+    let header_ok =
+        !fresh_until.is_nan() && fresh_until != f64::NEG_INFINITY && created_at.is_finite();
     let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(_) if !header_ok || !exact => return,
         Err(e) => panic!("{} cannot read back {record:?}: {e}", serializer.name()),
     };
-    assert!(header_ok, "impossible header accepted: {fresh_until} {created_at}");
+    assert!(
+        header_ok,
+        "impossible header accepted: {fresh_until} {created_at}"
+    );
     assert_eq!(decoded.fresh_until.to_bits(), fresh_until.to_bits());
     assert_eq!(decoded.created_at.to_bits(), created_at.to_bits());
     let value = decoded.value.downcast_ref::<Record>().expect("a Record");
     if exact {
-        assert!(same(value, &record), "{} changed the value:\n{record:?}\n{value:?}", serializer.name());
+        assert!(
+            same(value, &record),
+            "{} changed the value:\n{record:?}\n{value:?}",
+            serializer.name()
+        );
     }
 });
 
@@ -55,7 +72,11 @@ fn has_only_finite_floats(record: &Record) -> bool {
 fn same(a: &Record, b: &Record) -> bool {
     let floats = |r: &Record| {
         let mut bits = vec![r.score.to_bits(), u64::from(r.ratio.to_bits())];
-        bits.extend(r.children.iter().map(|l| l.weight.map(f64::to_bits).unwrap_or(1)));
+        bits.extend(
+            r.children
+                .iter()
+                .map(|l| l.weight.map(f64::to_bits).unwrap_or(1)),
+        );
         bits
     };
     let strip = |r: &Record| {

@@ -36,7 +36,10 @@ pub enum Kind {
     Unit,
     Newtype(u16),
     Tuple(i8, String),
-    Struct { limit: Option<u64>, flags: Vec<bool> },
+    Struct {
+        limit: Option<u64>,
+        flags: Vec<bool>,
+    },
 }
 
 /// A nested struct.

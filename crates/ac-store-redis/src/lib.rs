@@ -246,7 +246,8 @@ fn redact(url: &str) -> String {
     // of a value, and what comes before it is not known to be harmless).
     let is_scheme = |s: &str| {
         s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     };
     let Some(scheme_end) = url
         .find("://")
@@ -291,7 +292,10 @@ fn password_values(text: &str) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
     for (separator, _) in text.match_indices(['?', '&']) {
         let piece = &text[separator + 1..];
-        let Some(eq) = piece.find(['=', '?', '&']).filter(|&i| piece[i..].starts_with('=')) else {
+        let Some(eq) = piece
+            .find(['=', '?', '&'])
+            .filter(|&i| piece[i..].starts_with('='))
+        else {
             continue;
         };
         if decode_query_name(&piece[..eq])
@@ -805,7 +809,10 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         let url = "redis-sentinel://u:pw@s1?sentinelServiceName=m&sentinelPassword=a@hunter2";
         let shown = redact(url);
-        assert!(!shown.contains("hunter2") && !shown.contains("pw"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw"),
+            "{shown}"
+        );
         // A password value that holds `?`.
         let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=?hunter2&node=s2:1";
         let shown = redact(url);
