@@ -1,5 +1,6 @@
 //! The `bg` suite, run on every scheduler: std threads (sync functions),
-//! tokio, async-std and smol (async functions). Time is a manual clock; the
+//! tokio, async-std and smol (async functions), each when its feature is on
+//! (the thread scheduler always). Time is a manual clock; the
 //! tests wait for refreshes through a metrics collector that signals each
 //! one, never by sleeping.
 
@@ -185,6 +186,7 @@ macro_rules! bg_suite {
     };
 }
 
+#[cfg(feature = "tokio")]
 bg_suite!(
     tokio_runtime,
     |test| tokio::runtime::Builder::new_multi_thread()
@@ -195,11 +197,13 @@ bg_suite!(
         .block_on(test),
     advanced_caching::TokioScheduler::new()
 );
+#[cfg(feature = "async-std")]
 bg_suite!(
     async_std_runtime,
     async_std::task::block_on,
     advanced_caching::AsyncStdScheduler::new()
 );
+#[cfg(feature = "smol")]
 bg_suite!(
     smol_runtime,
     smol::block_on,

@@ -231,12 +231,7 @@ impl RedisCacheBuilder {
                  of ac-store-redis). Refusing rather than connecting in plaintext"
             )));
         }
-        let mut config = Config::from_url(&self.url).map_err(|e| {
-            Error::InvalidConfig(format!(
-                "RedisCache: cannot read Redis URL {target}: {}",
-                e.details()
-            ))
-        })?;
+        let mut config = config_from_url(&self.url)?;
         #[cfg(feature = "tls")]
         self.tls_config(&mut config, tls, &target)?;
         // A store that is down when the service starts must not fail
@@ -376,15 +371,53 @@ fn runtime() -> Result<tokio::runtime::Handle, Error> {
         .map_err(|e| Error::store(NAME, format!("cannot start the Redis runtime: {e}")))
 }
 
+/// Reads a Redis URL into fred's [`Config`] without connecting: the first
+/// step of [`RedisCacheBuilder::build`], public for the fuzz targets.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for a URL fred cannot read; the message shows
+/// the URL as [`redact_url`] does, never the password.
+#[doc(hidden)]
+pub fn config_from_url(url: &str) -> Result<Config, Error> {
+    Config::from_url(url).map_err(|e| {
+        Error::InvalidConfig(format!(
+            "RedisCache: cannot read Redis URL {}: {}",
+            redact(url),
+            e.details()
+        ))
+    })
+}
+
+/// `url` as logs and errors show it, secrets masked (see `redact`); public
+/// for the fuzz targets.
+#[doc(hidden)]
+pub fn redact_url(url: &str) -> String {
+    redact(url)
+}
+
 /// `url` with every secret replaced by `***`: the password before the last
-/// `@` (passwords may hold `/`, `?` or `@`), and query parameters whose name
-/// contains "password" (e.g. `sentinelPassword`).
+/// `@` (passwords may hold `/`, `?` or `@`), and the value of every
+/// `name=value` parameter whose name, percent-decoded as fred reads it,
+/// contains "password" (e.g. `sentinelPassword`), wherever it is (an `@`
+/// may come after it, as in `sentinelUsername=ops@corp`).
 fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+    // Only a scheme may come before the first `://` (else it is the `://`
+    // of a value, and what comes before it is not known to be harmless).
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    };
+    let Some(scheme_end) = url
+        .find("://")
+        .filter(|&i| is_scheme(&url[..i]))
+        .map(|i| i + 3)
+    else {
         return "***".to_owned();
     };
-    let (head, mut rest) = url.split_at(scheme_end);
+    let (head, rest) = url.split_at(scheme_end);
     let mut out = head.to_owned();
+    let mut shown_from = 0;
     if let Some(at) = rest.rfind('@') {
         let user = rest[..at].split(':').next().unwrap_or("");
         // A user part with '/' or '?' is not a user: hide it all.
@@ -395,26 +428,80 @@ fn redact(url: &str) -> String {
         };
         out.push_str(user);
         out.push_str(":***");
-        rest = &rest[at..];
+        shown_from = at;
     }
-    match rest.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
-                        format!("{name}=***")
-                    }
-                    _ => param.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
+    // Password parameters, found in the whole URL (their value may hold the
+    // last `@`), masked where they reach past the hidden part.
+    for (start, end) in password_values(rest) {
+        if end > shown_from {
+            let start = start.max(shown_from);
+            out.push_str(&rest[shown_from..start]);
+            out.push_str("***");
+            shown_from = end;
         }
-        None => out.push_str(rest),
     }
+    out.push_str(&rest[shown_from..]);
     out
+}
+
+/// The byte ranges of the values of `name=value` pieces after a `?` or `&`
+/// in `text` whose percent-decoded name contains "password" (any case). A
+/// value runs to the next `&`: it may hold `?`, as fred reads it.
+fn password_values(text: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    for (separator, _) in text.match_indices(['?', '&']) {
+        let piece = &text[separator + 1..];
+        let Some(eq) = piece
+            .find(['=', '?', '&'])
+            .filter(|&i| piece[i..].starts_with('='))
+        else {
+            continue;
+        };
+        if decode_query_name(&piece[..eq])
+            .to_ascii_lowercase()
+            .contains("password")
+        {
+            let start = separator + 1 + eq + 1;
+            let end = text[start..].find('&').map_or(text.len(), |i| start + i);
+            ranges.push((start, end));
+        }
+    }
+    ranges
+}
+
+/// A query parameter name as fred reads it: the URL parser drops tabs and
+/// line breaks, then `application/x-www-form-urlencoded` makes `+` a space
+/// and `%XX` a byte.
+fn decode_query_name(name: &str) -> String {
+    fn hex(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes: Vec<u8> = name
+        .bytes()
+        .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'))
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Escapes glob metacharacters so `prefix` matches itself in `SCAN MATCH`.
@@ -1011,6 +1098,44 @@ mod tests {
         assert_eq!(
             redact("redis+unix:///tmp/r.sock"),
             "redis+unix:///tmp/r.sock"
+        );
+    }
+
+    /// Found by the `redis_url` fuzz target: an `@` in the query (a
+    /// sentinel user `ops@corp`) ended the masked part inside the query,
+    /// and the `sentinelPassword` after it was shown; nor was a name
+    /// written with percent-escapes, which fred decodes, masked; nor a URL
+    /// whose only `://` is in a password.
+    #[test]
+    fn redact_hides_sentinel_passwords_after_an_at_sign_and_escaped_names() {
+        let url = "redis-sentinel://s1:26379?sentinelServiceName=m\
+                   &sentinelUsername=ops@corp&sentinelPassword=hunter2&node=s2:26380";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let url = "redis-sentinel://s1:26379?sentinelServiceName=m&sentinel%50assword=hunter2";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let url = "redis-sentinel://u:pw@s1?sentinelServiceName=m&sentinelPassword=a@hunter2";
+        let shown = redact(url);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw"),
+            "{shown}"
+        );
+        // A password value that holds `?`.
+        let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=?hunter2&node=s2:1";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // A name broken by a line break, which the URL parser drops.
+        let url = "redis-sentinel://s1?sentinelServiceName=m&sentinelPass\r\nword=hunter2";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // No `://` after the scheme, but one in the password.
+        let url = "redis-sentinel:h?sentinelServiceName=m&sentinelPassword=redis://hunter2";
+        let shown = redact(url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            redact("redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=x"),
+            "redis-sentinel://s1?sentinelServiceName=m&sentinelPassword=***"
         );
     }
 

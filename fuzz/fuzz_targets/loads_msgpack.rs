@@ -1,0 +1,20 @@
+//! `MsgPack::loads` from arbitrary bytes, into a struct with every serde
+//! shape, `serde_json::Value` and a few plain types; whatever decodes must
+//! re-encode to a fixpoint.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use ac_fuzz::{Kind, Record, decode_and_reencode};
+use ac_serde::MsgPack;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    let msgpack = MsgPack;
+    decode_and_reencode::<Record>(bytes, &msgpack);
+    decode_and_reencode::<serde_json::Value>(bytes, &msgpack);
+    decode_and_reencode::<Vec<Kind>>(bytes, &msgpack);
+    decode_and_reencode::<BTreeMap<String, Option<Vec<f64>>>>(bytes, &msgpack);
+    decode_and_reencode::<String>(bytes, &msgpack);
+    decode_and_reencode::<(u64, i64, bool)>(bytes, &msgpack);
+});
