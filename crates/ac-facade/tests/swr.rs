@@ -64,8 +64,12 @@ fn swr_serves_stale_at_ttl_and_refreshes_once_off_the_callers_thread() {
 
     assert_eq!(price.call("BTC"), 1);
     clock.advance(60.0); // exactly ttl: stale
+    assert_eq!(price.call("BTC"), 1, "stale value served at once");
     for _ in 0..50 {
-        assert_eq!(price.call("BTC"), 1, "stale value served at once");
+        // The refresh runs on the pool meanwhile and may already have
+        // landed; no call waits for it or starts another.
+        let served = price.call("BTC");
+        assert!(served == 1 || served == 2, "{served}");
     }
     scheduler.shutdown();
     assert_eq!(calls.get(), 2, "exactly one background refresh");
