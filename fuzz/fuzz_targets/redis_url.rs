@@ -82,8 +82,10 @@ fuzz_target!(|bytes: &[u8]| {
         .collect();
     let url = strip(url);
     for secret in &secrets {
-        // A password made of mask characters cannot be told from the mask.
-        if secret.chars().all(|c| matches!(c, '*' | ':' | '@'))
+        // A password of a character or two matches the URL's syntax; one
+        // made of mask characters cannot be told from the mask.
+        if secret.len() < 3
+            || secret.chars().all(|c| matches!(c, '*' | ':' | '@'))
             || secret.contains('\u{ffff}')
             || shown_parts.contains(secret.as_str())
         {
@@ -98,7 +100,7 @@ fuzz_target!(|bytes: &[u8]| {
         );
         // A password that appears once in the URL (so it is not also a
         // host, a node or a user) appears in no message at all.
-        if in_url == 1 && secret.len() >= 3 {
+        if in_url == 1 {
             for text in &shown {
                 assert!(
                     !text.contains(secret.as_str()),
