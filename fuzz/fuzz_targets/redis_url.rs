@@ -18,6 +18,12 @@ fuzz_target!(|bytes: &[u8]| {
         return;
     };
     let redacted = redact_url(url);
+    // URL parsing of other schemes (`http://`) spends its time in IDNA host
+    // processing, which is the `url` crate's and not reached by Redis URLs.
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    if !scheme.starts_with("redis") && !scheme.starts_with("valkey") {
+        return;
+    }
     let parsed = config_from_url(url);
     let mut secrets = Vec::new();
     // Parts shown on purpose: a password that is also found in them cannot
@@ -25,8 +31,11 @@ fuzz_target!(|bytes: &[u8]| {
     let mut shown_parts = String::new();
     // Only URLs the parser keeps as written: otherwise the password it
     // reports is in another form than the text redaction sees.
-    let as_written = url::Url::parse(url).is_ok_and(|parsed| parsed.as_str() == url);
-    if let Ok(parsed_url) = url::Url::parse(url)
+    let parsed_url = url::Url::parse(url);
+    let as_written = parsed_url
+        .as_ref()
+        .is_ok_and(|parsed| parsed.as_str() == url);
+    if let Ok(parsed_url) = &parsed_url
         && as_written
     {
         for part in [
@@ -73,8 +82,10 @@ fuzz_target!(|bytes: &[u8]| {
         .collect();
     let url = strip(url);
     for secret in &secrets {
-        // A password made of mask characters cannot be told from the mask.
-        if secret.chars().all(|c| matches!(c, '*' | ':' | '@'))
+        // A password of a character or two matches the URL's syntax; one
+        // made of mask characters cannot be told from the mask.
+        if secret.len() < 3
+            || secret.chars().all(|c| matches!(c, '*' | ':' | '@'))
             || secret.contains('\u{ffff}')
             || shown_parts.contains(secret.as_str())
         {
@@ -89,7 +100,7 @@ fuzz_target!(|bytes: &[u8]| {
         );
         // A password that appears once in the URL (so it is not also a
         // host, a node or a user) appears in no message at all.
-        if in_url == 1 && secret.len() >= 3 {
+        if in_url == 1 {
             for text in &shown {
                 assert!(
                     !text.contains(secret.as_str()),
