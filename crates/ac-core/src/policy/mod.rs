@@ -773,30 +773,38 @@ where
         }
     }
 
-    /// Counts and logs a store failure: a warning per operation at most
-    /// every [`WARN_INTERVAL`](crate::log) (with the number suppressed),
-    /// the key only at debug level. The call goes on without the store.
+    /// Counts and logs a store failure; the call goes on without the store.
     #[cold]
     pub(super) fn store_error(&self, operation: &'static str, key: &str, error: &Error) {
         self.metrics
             .record_error(&self.name, operation, error.kind());
-        tracing::debug!(target: "advanced_caching::policy", cache = %self.name,
-            store = self.store.name(), operation, key, %error, "cache store failed");
-        if let Some(suppressed) = self.warnings.admit(operation, Instant::now()) {
-            tracing::warn!(target: "advanced_caching::policy", cache = %self.name,
-                store = self.store.name(), operation, error = %crate::log::summary(error), suppressed,
-                "cache store failed; calling through without it");
-        }
+        self.log_failure(
+            operation,
+            key,
+            error,
+            &crate::log::summary(error),
+            "cache store failed; calling through without it",
+        );
     }
 
-    /// Logs a failed stale refresh, rate-limited as store failures are.
+    /// Logs a failure quietly: in full, key included, at debug level; as a
+    /// warning without the key at most once per
+    /// [`WARN_INTERVAL`](crate::log) for each `operation`, with the number
+    /// suppressed since the last.
     #[cold]
-    pub(super) fn refresh_failed(&self, key: &str, error: &dyn fmt::Display) {
-        tracing::debug!(target: "advanced_caching::policy", cache = %self.name, key, %error,
-            "stale refresh failed");
-        if let Some(suppressed) = self.warnings.admit("refresh", Instant::now()) {
-            tracing::warn!(target: "advanced_caching::policy", cache = %self.name, %error,
-                suppressed, "stale refresh failed; serving the stale value until its window ends");
+    pub(super) fn log_failure(
+        &self,
+        operation: &'static str,
+        key: &str,
+        error: &dyn fmt::Display,
+        summary: &dyn fmt::Display,
+        what: &str,
+    ) {
+        tracing::debug!(target: "advanced_caching::policy", cache = %self.name,
+            store = self.store.name(), operation, key, %error, "{what}");
+        if let Some(suppressed) = self.warnings.admit(operation, Instant::now()) {
+            tracing::warn!(target: "advanced_caching::policy", cache = %self.name,
+                store = self.store.name(), operation, error = %summary, suppressed, "{what}");
         }
     }
 
@@ -808,12 +816,12 @@ where
             found,
         };
         self.metrics.record_error(&self.name, "get", error.kind());
-        tracing::debug!(target: "advanced_caching::policy", cache = %self.name, key, %error,
-            "ignoring cache entry of another type");
-        if let Some(suppressed) = self.warnings.admit("type_mismatch", Instant::now()) {
-            tracing::warn!(target: "advanced_caching::policy", cache = %self.name,
-                expected = type_name::<T>(), found, suppressed,
-                "ignoring cache entries of another type (another function shares this key space?)");
-        }
+        self.log_failure(
+            "type_mismatch",
+            key,
+            &error,
+            &crate::log::summary(&error),
+            "ignoring cache entries of another type (another function shares this key space?)",
+        );
     }
 }

@@ -103,7 +103,15 @@ where
             })),
         };
         if let Err(error) = spawned {
-            self.store_error("refresh", "", &error);
+            self.metrics
+                .record_error(&self.name, "refresh", error.kind());
+            self.log_failure(
+                "refresh",
+                "",
+                &error,
+                &error,
+                "could not schedule a stale refresh",
+            );
         }
     }
 
@@ -153,7 +161,13 @@ where
                 Err(error) => {
                     // A store failure was logged where it happened.
                     if !matches!(error, RefreshError::Store(_)) {
-                        self.refresh_failed(key, &error);
+                        self.log_failure(
+                            "refresh",
+                            key,
+                            &error,
+                            &error,
+                            "stale refresh failed; serving the stale value until its window ends",
+                        );
                     }
                     // A failure keeps the lock (and the stale value) until
                     // the window ends.
