@@ -473,35 +473,16 @@ fn password_values(text: &str) -> Vec<(usize, usize)> {
 /// line breaks, then `application/x-www-form-urlencoded` makes `+` a space
 /// and `%XX` a byte.
 fn decode_query_name(name: &str) -> String {
-    fn hex(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes: Vec<u8> = name
+    let kept: Vec<u8> = name
         .bytes()
         .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'))
         .collect();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high * 16 + low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // `name` holds no `&` or `=`: the one pair's name, decoded as fred's
+    // `query_pairs` decodes it (`+` is a space, `%XX` a byte, lossy UTF-8).
+    url::form_urlencoded::parse(&kept)
+        .next()
+        .map(|(name, _)| name.into_owned())
+        .unwrap_or_default()
 }
 
 /// Escapes glob metacharacters so `prefix` matches itself in `SCAN MATCH`.
