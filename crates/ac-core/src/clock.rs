@@ -74,6 +74,24 @@ impl fmt::Debug for ClockReader {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PreciseClock;
 
+/// A shared clock is a clock too, so builders that take an `impl Clock`
+/// accept the `Arc<dyn Clock>` another part already holds, and read
+/// through to it (its coarse cell and alarms included).
+impl Clock for Arc<dyn Clock> {
+    #[inline]
+    fn now(&self) -> f64 {
+        (**self).now()
+    }
+
+    fn static_cell(&self) -> Option<&'static AtomicU64> {
+        (**self).static_cell()
+    }
+
+    fn alarm(&self, deadline: f64) -> Option<crate::BoxFuture<'static, ()>> {
+        (**self).alarm(deadline)
+    }
+}
+
 impl Clock for PreciseClock {
     fn now(&self) -> f64 {
         unix_now()

@@ -65,22 +65,6 @@ fn report(on_error: Option<&OnError>, error: &BgError) {
     }
 }
 
-/// A shared clock as a [`Clock`] value, for builders that take one by value.
-#[derive(Debug)]
-struct SharedClock(Arc<dyn Clock>);
-
-impl Clock for SharedClock {
-    fn now(&self) -> f64 {
-        self.0.now()
-    }
-    fn static_cell(&self) -> Option<&'static AtomicU64> {
-        self.0.static_cell()
-    }
-    fn alarm(&self, deadline: f64) -> Option<ac_core::BoxFuture<'static, ()>> {
-        self.0.alarm(deadline)
-    }
-}
-
 /// The store a loader's policy reads and writes: `store` itself if it is an
 /// [`InMemCache`] (which cannot fail or lose a value), else `store` behind
 /// a private in-memory copy. Calls then read that copy first, so a value
@@ -95,8 +79,7 @@ fn with_own_copy(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Result<Arc<d
     let own = InMemCache::builder()
         .shared_clock(Arc::clone(clock))
         .build()?;
-    let chain = ChainCache::new([own.into_store(), Arc::clone(store)])?
-        .clock(SharedClock(Arc::clone(clock)));
+    let chain = ChainCache::new([own.into_store(), Arc::clone(store)])?.clock(Arc::clone(clock));
     Ok(chain.into_store())
 }
 
