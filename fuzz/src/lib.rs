@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ac_core::{CacheValue, Serializer};
+use ac_core::{SerdeValue, Serializer};
 use arbitrary::Arbitrary;
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,7 @@ pub enum Contact {
 /// survive encode + decode unchanged. Equality is checked on the encoded
 /// bytes (a fixpoint), so NaN and map order cannot cause false alarms.
 /// Returns whether `bytes` decoded.
-pub fn decode_and_reencode<T: CacheValue>(bytes: &[u8], serializer: &dyn Serializer) -> bool {
+pub fn decode_and_reencode<T: SerdeValue>(bytes: &[u8], serializer: &dyn Serializer) -> bool {
     let Ok(value) = T::decode(bytes, serializer) else {
         return false;
     };

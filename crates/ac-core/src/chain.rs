@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, IntoStore, Local, Store,
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, IntoDynStore, Local, Store,
     Usage,
 };
 
@@ -39,7 +39,7 @@ use crate::{
 /// # use ac_core::{ChainCache, Store};
 /// # fn demo(l1: impl Store, l2: impl Store) -> Result<(), ac_core::Error> {
 /// let chain = ChainCache::build(
-///     [ac_core::IntoStore::into_store(l1), ac_core::IntoStore::into_store(l2)],
+///     [ac_core::IntoDynStore::into_dyn_store(l1), ac_core::IntoDynStore::into_dyn_store(l2)],
 ///     [Some(Duration::from_secs(60)), None],
 /// )?;
 /// # let _ = chain; Ok(()) }
@@ -166,6 +166,9 @@ async fn on_each<'a>(
     }
     first_error.map_or(Ok(()), Err)
 }
+
+/// A chain holds byte stores (or may): its values must be serde.
+impl crate::ByteStore for ChainCache {}
 
 impl Store for ChainCache {
     fn name(&self) -> &'static str {
@@ -315,8 +318,8 @@ impl HybridCache {
     /// [`Error::InvalidConfig`] for a zero `l1_ttl`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(
-        l1: impl IntoStore,
-        l2: impl IntoStore,
+        l1: impl IntoDynStore,
+        l2: impl IntoDynStore,
         l1_ttl: Duration,
     ) -> Result<ChainCache, Error> {
         Self::with_l2_ttl(l1, l2, l1_ttl, l1_ttl.saturating_mul(2))
@@ -327,13 +330,13 @@ impl HybridCache {
     /// # Errors
     /// [`Error::InvalidConfig`] for a zero TTL.
     pub fn with_l2_ttl(
-        l1: impl IntoStore,
-        l2: impl IntoStore,
+        l1: impl IntoDynStore,
+        l2: impl IntoDynStore,
         l1_ttl: Duration,
         l2_ttl: Duration,
     ) -> Result<ChainCache, Error> {
         ChainCache::build(
-            [l1.into_store(), l2.into_store()],
+            [l1.into_dyn_store(), l2.into_dyn_store()],
             [Some(l1_ttl), Some(l2_ttl)],
         )
     }

@@ -75,11 +75,11 @@ pub fn run_all(h: &Harness<'_>) {
 const T: f64 = 1_700_000_000.0;
 const HOUR: Option<Duration> = Some(Duration::from_secs(3600));
 
-fn entry<V: crate::CacheValue>(value: V) -> Entry {
+fn entry<V: crate::SerdeValue>(value: V) -> Entry {
     Entry::new(Value::new(value), T + 60.0, T)
 }
 
-fn get<V: crate::CacheValue>(h: &Harness<'_>, key: &str) -> Option<V> {
+fn get<V: crate::SerdeValue>(h: &Harness<'_>, key: &str) -> Option<V> {
     let found = block_on(h.store.get(key, &TypedDecoder::<V>::new()))
         .unwrap_or_else(|e| panic!("{}: get {key:?}: {e}", h.store.name()));
     found.map(|entry| {
@@ -91,7 +91,7 @@ fn get<V: crate::CacheValue>(h: &Harness<'_>, key: &str) -> Option<V> {
     })
 }
 
-fn set<V: crate::CacheValue>(h: &Harness<'_>, key: &str, value: V, ttl: Option<Duration>) {
+fn set<V: crate::SerdeValue>(h: &Harness<'_>, key: &str, value: V, ttl: Option<Duration>) {
     block_on(h.store.set(key, entry(value), ttl))
         .unwrap_or_else(|e| panic!("{}: set {key:?}: {e}", h.store.name()));
 }

@@ -11,22 +11,27 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, Serializer};
 
-/// A type a cached function may return.
+/// A value a byte store (Redis, files, object stores, a [`ChainCache`](crate::ChainCache),
+/// an `Arc<dyn Store>`) can keep: `Clone + Send + Sync + 'static` and
+/// (de)serializable with serde.
 ///
-/// Implemented for every `Clone + Send + Sync + 'static` type that serde can
-/// (de)serialize, because one store instance (chosen at run time, possibly
-/// Redis or a file) serves many functions. In-memory stores never serialize:
-/// they keep the value itself and clone it on a hit, so wrap large values in
-/// an `Arc` to make hits cheap.
-pub trait CacheValue: Clone + Send + Sync + 'static {
+/// Implemented for every such type. In-process stores need none of it: a
+/// value cached in an `InMemCache` only needs `Clone + Send + Sync +
+/// 'static` (see [`StoreFor`](crate::StoreFor)).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept in a byte store: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    label = "not (de)serializable",
+    note = "byte stores (Redis, files, object stores, ChainCache, HybridCache, `Arc<dyn Store>`) keep values serialized; an in-process `InMemCache` needs only `Clone + Send + Sync + 'static`"
+)]
+pub trait SerdeValue: Clone + Send + Sync + 'static {
     /// Encodes the value with `serializer`.
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error>;
 
-    /// Decodes a value previously produced by [`CacheValue::encode`].
+    /// Decodes a value previously produced by [`SerdeValue::encode`].
     fn decode(bytes: &[u8], serializer: &dyn Serializer) -> Result<Self, Error>;
 }
 
-impl<T> CacheValue for T
+impl<T> SerdeValue for T
 where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
@@ -59,35 +64,63 @@ where
     }
 }
 
-/// The type-erased view of a [`CacheValue`] that stores hold.
+/// How a value held by a [`Value`] is encoded, if it can be.
+type EncodeFn<T> = fn(&T, &dyn Serializer) -> Result<Vec<u8>, Error>;
+
+/// The one heap object behind a [`Value`]: the value and, for values a byte
+/// store may receive, how to encode it.
+struct Held<T> {
+    encode: Option<EncodeFn<T>>,
+    value: T,
+}
+
+/// The type-erased view of a [`Held`] value.
 trait AnyValue: Any + Send + Sync {
     fn type_name(&self) -> &'static str;
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error>;
     fn shallow_size(&self) -> usize;
 }
 
-impl<T: CacheValue> AnyValue for T {
+impl<T: Clone + Send + Sync + 'static> AnyValue for Held<T> {
     fn type_name(&self) -> &'static str {
         type_name::<T>()
     }
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error> {
-        CacheValue::encode(self, serializer)
+        match self.encode {
+            Some(encode) => encode(&self.value, serializer),
+            None => Err(Error::Unsupported(format!(
+                "encoding a {}: it was cached for in-process stores only (it is not SerdeValue)",
+                type_name::<T>()
+            ))),
+        }
     }
     fn shallow_size(&self) -> usize {
         size_of::<T>()
     }
 }
 
-/// A cached value of any [`CacheValue`] type, shared by reference count.
+/// A cached value of any type, shared by reference count.
 ///
 /// Cloning a `Value` is one atomic increment; it never clones the value.
 #[derive(Clone)]
 pub struct Value(Arc<dyn AnyValue>);
 
 impl Value {
-    /// Wraps a value.
-    pub fn new<T: CacheValue>(value: T) -> Self {
-        Self(Arc::new(value))
+    /// Wraps a value that byte stores can encode.
+    pub fn new<T: SerdeValue>(value: T) -> Self {
+        Self(Arc::new(Held {
+            encode: Some(<T as SerdeValue>::encode),
+            value,
+        }))
+    }
+
+    /// Wraps a value for in-process stores only: it needs no serde, and
+    /// [`Value::encode`] refuses it.
+    pub fn in_process<T: Clone + Send + Sync + 'static>(value: T) -> Self {
+        Self(Arc::new(Held {
+            encode: None,
+            value,
+        }))
     }
 
     /// The value, if it is a `T`.
@@ -95,7 +128,7 @@ impl Value {
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         // Upcasting to `dyn Any` adjusts the vtable pointer; no call.
         let any: &dyn Any = &*self.0;
-        any.downcast_ref()
+        any.downcast_ref::<Held<T>>().map(|held| &held.value)
     }
 
     /// The name of the value's type (for errors).
@@ -104,6 +137,10 @@ impl Value {
     }
 
     /// Encodes the value for a byte store.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a value made with [`Value::in_process`];
+    /// what the serializer reports otherwise.
     pub fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, Error> {
         self.0.encode(serializer)
     }
@@ -153,7 +190,7 @@ impl<T> fmt::Debug for TypedDecoder<T> {
     }
 }
 
-impl<T: CacheValue> Decoder for TypedDecoder<T> {
+impl<T: SerdeValue> Decoder for TypedDecoder<T> {
     fn decode(&self, bytes: &[u8], serializer: &dyn Serializer) -> Result<Value, Error> {
         T::decode(bytes, serializer).map(Value::new)
     }

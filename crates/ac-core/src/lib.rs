@@ -2,7 +2,9 @@
 //! every backend and runtime implements, the entry type, key templates, and
 //! the caching policies written once over them.
 //!
-//! - [`Store`]: the one trait a storage backend implements.
+//! - [`Store`]: the trait a storage backend implements; [`ByteStore`] marks
+//!   the ones that keep values serialized, [`StoreFor`] says which value
+//!   types a store can hold.
 //! - [`Serializer`]: how byte stores encode values.
 //! - [`Clock`]: where timestamps come from (injectable for tests).
 //! - [`Scheduler`]: where background refreshes run.
@@ -32,14 +34,16 @@ mod store;
 
 pub use chain::{ChainCache, HybridCache};
 pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, PreciseClock};
-pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
+pub use entry::{Decoder, Entry, SerdeValue, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
 pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
 pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};
 pub use scheduler::{BlockingJob, Every, JobHandle, Scheduler, Task};
 pub use serializer::{ErasedDeserializer, Serializer};
-pub use store::{BoxFuture, IntoStore, Local, LocalLookup, Store, Usage};
+pub use store::{
+    BoxFuture, ByteStore, IntoDynStore, IntoStore, Local, Store, StoreFor, Usage,
+};
 
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate
 /// is a single assignment or map operation, so a panic elsewhere cannot

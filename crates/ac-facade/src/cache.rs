@@ -1,6 +1,6 @@
 //! `cache(ttl)`: TTL and stale-while-revalidate for sync and async functions.
 
-use std::any::{Any, type_name};
+use std::any::type_name;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ac_core::{
-    CachePolicy, CacheValue, CallAsync, Error, IntoSeconds, KeySource, Loader, PolicyConfig, Store,
+    CachePolicy, CallAsync, Error, IntoSeconds, IntoStore, KeySource, Loader, PolicyConfig,
+    StoreFor,
 };
 
 use ac_store_mem::InMemCache;
 
-use crate::options::{Options, option_setters};
+use crate::options::{DefaultStore, Options, StoreChoice, option_setters, store_doc};
 
 use crate::outcome::{Fallible, Outcome, Plain};
 
@@ -35,6 +36,7 @@ pub fn cache(ttl: impl IntoSeconds) -> CacheBuilder {
         ttl: ttl.into_seconds(),
         stale: 0.0,
         key: NoKey,
+        store: DefaultStore,
         options: Options::default(),
     }
 }
@@ -47,26 +49,31 @@ pub struct NoKey;
 /// Configures a cached function; finish with `wrap`, `try_wrap`,
 /// `wrap_async` or `try_wrap_async`, which validate everything and return
 /// an [`Error`] naming the problem.
+///
+/// `K` is the key given to `.key(..)`; `St` the store given to
+/// `.store(..)` ([`DefaultStore`] until then).
 #[must_use = "a builder does nothing until wrapped around a function"]
-pub struct CacheBuilder<K = NoKey> {
+pub struct CacheBuilder<K = NoKey, St = DefaultStore> {
     ttl: f64,
     stale: f64,
     key: K,
+    store: St,
     options: Options,
 }
 
-impl<K> fmt::Debug for CacheBuilder<K> {
+impl<K, St> fmt::Debug for CacheBuilder<K, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheBuilder")
             .field("ttl", &self.ttl)
             .field("stale", &self.stale)
             .field("key", &type_name::<K>())
+            .field("store", &type_name::<St>())
             .field("options", &self.options)
             .finish()
     }
 }
 
-impl<K> CacheBuilder<K> {
+impl<K, St> CacheBuilder<K, St> {
     /// The cache key: a static string (`"flags"`), a template over the
     /// arguments (`"user:{}"`, `"order:{0}:{1}"` for a tuple), or a closure
     /// `|args: &A| -> String`. Templates are checked when wrapping.
@@ -83,11 +90,41 @@ impl<K> CacheBuilder<K> {
     /// assert!(err.to_string().contains("\"user:{user_id}\""));
     /// # Ok::<(), advanced_caching::Error>(())
     /// ```
-    pub fn key<K2>(self, key: K2) -> CacheBuilder<K2> {
+    pub fn key<K2>(self, key: K2) -> CacheBuilder<K2, St> {
         CacheBuilder {
             ttl: self.ttl,
             stale: self.stale,
             key,
+            store: self.store,
+            options: self.options,
+        }
+    }
+
+    #[doc = store_doc!()]
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use advanced_caching::{InMemCache, cache};
+    ///
+    /// // Not serde: fine in memory.
+    /// #[derive(Clone)]
+    /// struct Pool(Arc<Mutex<Vec<u32>>>);
+    ///
+    /// let store = InMemCache::new();
+    /// let pool = cache(60)
+    ///     .key("pool")
+    ///     .store(store.clone())
+    ///     .wrap(|()| Pool(Arc::new(Mutex::new(vec![1, 2]))))?;
+    /// assert_eq!(pool.call(()).0.lock().unwrap().len(), 2);
+    /// assert_eq!(store.len(), 1);
+    /// # Ok::<(), advanced_caching::Error>(())
+    /// ```
+    pub fn store<S: ?Sized>(self, store: impl IntoStore<S>) -> CacheBuilder<K, Arc<S>> {
+        CacheBuilder {
+            ttl: self.ttl,
+            stale: self.stale,
+            key: self.key,
+            store: store.into_store(),
             options: self.options,
         }
     }
@@ -99,7 +136,7 @@ impl<K> CacheBuilder<K> {
         self
     }
 
-    option_setters!(store, metrics, clock, scheduler, name);
+    option_setters!(metrics, clock, scheduler, name);
 
     /// Caches a sync function of one argument (use a tuple for several,
     /// `()` for none). A stale refresh runs on the thread scheduler, never
@@ -108,16 +145,18 @@ impl<K> CacheBuilder<K> {
     /// # Errors
     /// A negative or NaN `ttl`/`stale`, or a key template that is malformed
     /// or has a placeholder beyond the arguments.
-    pub fn wrap<A, T, F>(self, f: F) -> Result<Cached<A, T>, Error>
+    pub fn wrap<A, T, F>(self, f: F) -> Result<Cached<A, T, Plain, St::Store>, Error>
     where
         K: KeySource<A>,
+        St: StoreChoice,
+        St::Store: StoreFor<T>,
         A: Send + 'static,
-        T: CacheValue,
+        T: Clone + Send + Sync + 'static,
         F: Fn(A) -> T + Send + Sync + 'static,
     {
         let name = function_name::<F>();
         let policy = self.policy(name, Loader::Sync(Arc::new(move |args| Ok(f(args)))))?;
-        Ok(Cached::new(policy))
+        Ok(Cached::from(policy))
     }
 
     /// Caches a sync function returning `Result`: `Ok` values are cached,
@@ -146,28 +185,38 @@ impl<K> CacheBuilder<K> {
     ///
     /// # Errors
     /// As [`CacheBuilder::wrap`].
-    pub fn try_wrap<A, T, E, F>(self, f: F) -> Result<Cached<A, T, Fallible<E>>, Error>
+    pub fn try_wrap<A, T, E, F>(
+        self,
+        f: F,
+    ) -> Result<Cached<A, T, Fallible<E>, St::Store>, Error>
     where
         K: KeySource<A>,
+        St: StoreChoice,
+        St::Store: StoreFor<T>,
         A: Send + 'static,
-        T: CacheValue,
+        T: Clone + Send + Sync + 'static,
         E: fmt::Debug + Clone + Send + 'static,
         F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
     {
         let name = function_name::<F>();
         let policy = self.policy(name, Loader::Sync(Arc::new(f)))?;
-        Ok(Cached::new(policy))
+        Ok(Cached::from(policy))
     }
 
     /// Caches an async function of one argument (a tuple for several).
     ///
     /// # Errors
     /// As [`CacheBuilder::wrap`].
-    pub fn wrap_async<A, T, F, Fut>(self, f: F) -> Result<AsyncCached<A, T>, Error>
+    pub fn wrap_async<A, T, F, Fut>(
+        self,
+        f: F,
+    ) -> Result<AsyncCached<A, T, Plain, St::Store>, Error>
     where
         K: KeySource<A>,
+        St: StoreChoice,
+        St::Store: StoreFor<T>,
         A: Send + 'static,
-        T: CacheValue,
+        T: Clone + Send + Sync + 'static,
         F: Fn(A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
@@ -177,7 +226,7 @@ impl<K> CacheBuilder<K> {
             Box::pin(async move { Ok(fut.await) }) as ac_core::BoxFuture<'static, _>
         };
         let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
-        Ok(AsyncCached::new(policy))
+        Ok(AsyncCached::from(policy))
     }
 
     /// Caches an async function returning `Result`: `Ok` values are cached,
@@ -190,11 +239,13 @@ impl<K> CacheBuilder<K> {
     pub fn try_wrap_async<A, T, E, F, Fut>(
         self,
         f: F,
-    ) -> Result<AsyncCached<A, T, Fallible<E>>, Error>
+    ) -> Result<AsyncCached<A, T, Fallible<E>, St::Store>, Error>
     where
         K: KeySource<A>,
+        St: StoreChoice,
+        St::Store: StoreFor<T>,
         A: Send + 'static,
-        T: CacheValue,
+        T: Clone + Send + Sync + 'static,
         E: fmt::Debug + Clone + Send + 'static,
         F: Fn(A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -202,18 +253,20 @@ impl<K> CacheBuilder<K> {
         let name = function_name::<F>();
         let load = move |args| Box::pin(f(args)) as ac_core::BoxFuture<'static, _>;
         let policy = self.policy(name, Loader::Async(Arc::new(load)))?;
-        Ok(AsyncCached::new(policy))
+        Ok(AsyncCached::from(policy))
     }
 
     fn policy<A, T, E>(
         self,
         default_name: String,
         loader: Loader<A, T, E>,
-    ) -> Result<Arc<CachePolicy<A, T, E>>, Error>
+    ) -> Result<Arc<CachePolicy<A, T, E, St::Store>>, Error>
     where
         K: KeySource<A>,
+        St: StoreChoice,
+        St::Store: StoreFor<T>,
         A: Send + 'static,
-        T: CacheValue,
+        T: Clone + Send + Sync + 'static,
         E: fmt::Debug + Clone + Send + 'static,
     {
         let key = self.key.into_key_spec()?;
@@ -224,7 +277,7 @@ impl<K> CacheBuilder<K> {
             ttl: self.ttl,
             stale: self.stale,
             key,
-            store: options.take_store(&clock)?,
+            store: self.store.into_store(&clock)?,
             clock,
             metrics: options.take_metrics(),
             scheduler: options.take_scheduler(matches!(loader, Loader::Async(_))),
@@ -246,104 +299,84 @@ fn function_name<F>() -> String {
 
 /// A cached sync function. `call` returns `T` for [`Plain`] functions
 /// (from `wrap`) and `Result<T, E>` for [`Fallible`] ones (from `try_wrap`).
-/// Cloning is cheap and shares the cache.
-pub struct Cached<A, T, O: Outcome = Plain> {
-    policy: Arc<CachePolicy<A, T, O::Error>>,
-    /// The policy's store, if it is an [`InMemCache`]: hits then take a
-    /// path without virtual calls.
-    in_memory: Option<Arc<InMemCache>>,
+/// `S` is the store's type ([`InMemCache`] by default). Cloning is cheap and
+/// shares the cache.
+pub struct Cached<A, T, O: Outcome = Plain, S: ?Sized = InMemCache> {
+    policy: Arc<CachePolicy<A, T, O::Error, S>>,
 }
 
 /// A cached async function. `call(..).await` returns `T` for [`Plain`]
 /// functions (from `wrap_async`) and `Result<T, E>` for [`Fallible`] ones.
-/// Cloning is cheap and shares the cache.
-pub struct AsyncCached<A, T, O: Outcome = Plain> {
-    policy: Arc<CachePolicy<A, T, O::Error>>,
-    /// As in [`Cached`].
-    in_memory: Option<Arc<InMemCache>>,
+/// `S` is the store's type ([`InMemCache`] by default). Cloning is cheap and
+/// shares the cache.
+pub struct AsyncCached<A, T, O: Outcome = Plain, S: ?Sized = InMemCache> {
+    policy: Arc<CachePolicy<A, T, O::Error, S>>,
 }
 
 /// The future of [`AsyncCached::call`].
 #[must_use = "futures do nothing unless polled"]
-pub struct Call<'a, A, T, O: Outcome> {
-    inner: CallInner<'a, A, T, O::Error>,
+pub struct Call<'a, A, T, O: Outcome, S: ?Sized> {
+    call: CallAsync<'a, A, T, O::Error, S>,
     outcome: PhantomData<O>,
 }
 
-enum CallInner<'a, A, T, E> {
-    InMemory(CallAsync<'a, A, T, E, InMemCache>),
-    Any(CallAsync<'a, A, T, E>),
-}
-
 // Nothing is structurally pinned (see `CallAsync`).
-impl<A, T, O: Outcome> Unpin for Call<'_, A, T, O> {}
+impl<A, T, O: Outcome, S: ?Sized> Unpin for Call<'_, A, T, O, S> {}
 
-impl<A, T, O: Outcome> fmt::Debug for Call<'_, A, T, O> {
+impl<A, T, O: Outcome, S: ?Sized> fmt::Debug for Call<'_, A, T, O, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner {
-            CallInner::InMemory(call) => call.fmt(f),
-            CallInner::Any(call) => call.fmt(f),
-        }
+        self.call.fmt(f)
     }
 }
 
-impl<A, T, O> Future for Call<'_, A, T, O>
+impl<A, T, O, S> Future for Call<'_, A, T, O, S>
 where
     A: Send + 'static,
-    T: CacheValue,
+    T: Clone + Send + Sync + 'static,
     O: Outcome,
+    S: StoreFor<T> + ?Sized,
 {
     type Output = O::Output<T>;
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            CallInner::InMemory(call) => Pin::new(call).poll(cx).map(O::output),
-            CallInner::Any(call) => Pin::new(call).poll(cx).map(O::output),
-        }
+        Pin::new(&mut self.call).poll(cx).map(O::output)
     }
 }
 
 macro_rules! common_methods {
     ($ty:ident) => {
-        impl<A, T, O: Outcome> Clone for $ty<A, T, O> {
+        impl<A, T, O: Outcome, S: ?Sized> Clone for $ty<A, T, O, S> {
             fn clone(&self) -> Self {
                 Self {
                     policy: Arc::clone(&self.policy),
-                    in_memory: self.in_memory.clone(),
                 }
             }
         }
 
-        impl<A, T, O> $ty<A, T, O>
-        where
-            A: Send + 'static,
-            T: CacheValue,
-            O: Outcome,
+        impl<A, T, O: Outcome, S: ?Sized> From<Arc<CachePolicy<A, T, O::Error, S>>>
+            for $ty<A, T, O, S>
         {
-            fn new(policy: Arc<CachePolicy<A, T, O::Error>>) -> Self {
-                let store: Arc<dyn Any + Send + Sync> = Arc::clone(policy.store()) as _;
-                Self {
-                    in_memory: store.downcast::<InMemCache>().ok(),
-                    policy,
-                }
+            fn from(policy: Arc<CachePolicy<A, T, O::Error, S>>) -> Self {
+                Self { policy }
             }
         }
 
-        impl<A, T, O: Outcome> fmt::Debug for $ty<A, T, O> {
+        impl<A, T, O: Outcome, S: fmt::Debug + ?Sized> fmt::Debug for $ty<A, T, O, S> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_tuple(stringify!($ty)).field(&self.policy).finish()
             }
         }
 
-        impl<A, T, O> $ty<A, T, O>
+        impl<A, T, O, S> $ty<A, T, O, S>
         where
             A: Send + 'static,
-            T: CacheValue,
+            T: Clone + Send + Sync + 'static,
             O: Outcome,
+            S: StoreFor<T> + ?Sized,
         {
             /// The store this function's entries live in.
-            pub fn store(&self) -> &Arc<dyn Store> {
+            pub fn store(&self) -> &Arc<S> {
                 self.policy.store()
             }
 
@@ -362,11 +395,12 @@ macro_rules! common_methods {
 common_methods!(Cached);
 common_methods!(AsyncCached);
 
-impl<A, T, O> Cached<A, T, O>
+impl<A, T, O, S> Cached<A, T, O, S>
 where
     A: Send + 'static,
-    T: CacheValue,
+    T: Clone + Send + Sync + 'static,
     O: Outcome,
+    S: StoreFor<T> + ?Sized,
 {
     /// Calls the function through the cache: a fresh hit returns at once; a
     /// stale hit returns at once and refreshes in the background; a miss
@@ -381,10 +415,7 @@ where
     /// [`AsyncCached`] there.
     #[inline]
     pub fn call(&self, args: A) -> O::Output<T> {
-        O::output(match &self.in_memory {
-            Some(store) => self.policy.call_blocking_in(&**store, args),
-            None => self.policy.call_blocking(args),
-        })
+        O::output(self.policy.call_blocking(args))
     }
 
     /// Deletes the entry for `args` (same arguments as `call`).
@@ -404,11 +435,12 @@ where
     }
 }
 
-impl<A, T, O> AsyncCached<A, T, O>
+impl<A, T, O, S> AsyncCached<A, T, O, S>
 where
     A: Send + 'static,
-    T: CacheValue,
+    T: Clone + Send + Sync + 'static,
     O: Outcome,
+    S: StoreFor<T> + ?Sized,
 {
     /// Calls the function through the cache: a fresh hit returns at once; a
     /// stale hit returns at once and refreshes in the background; a miss
@@ -417,13 +449,9 @@ where
     /// Store errors never fail the call: they are logged and counted, and
     /// the function's value is returned.
     #[inline]
-    pub fn call(&self, args: A) -> Call<'_, A, T, O> {
-        let inner = match &self.in_memory {
-            Some(store) => CallInner::InMemory(self.policy.call_async_in(&**store, args)),
-            None => CallInner::Any(self.policy.call_async(args)),
-        };
+    pub fn call(&self, args: A) -> Call<'_, A, T, O, S> {
         Call {
-            inner,
+            call: self.policy.call_async(args),
             outcome: PhantomData,
         }
     }

@@ -7,9 +7,10 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, CacheValue, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoSeconds,
-    IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result,
-    Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
+    BoxFuture, ByteStore, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoDynStore,
+    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS,
+    NullMetrics, Result, Scheduler, SerdeValue, Serializer, Store, StoreFor, TypedDecoder, Usage,
+    Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
@@ -33,8 +34,11 @@ pub use ac_store_file::LocalFileCache;
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
 #[cfg(feature = "redis")]
 pub use ac_store_redis::{RedisCache, RedisCacheBuilder};
-pub use bg::{AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, bg};
+pub use bg::{
+    AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, WritersStore, bg,
+};
 pub use cache::{AsyncCached, CacheBuilder, Cached, Call, NoKey, cache};
+pub use options::{DefaultStore, StoreChoice};
 pub use outcome::{Fallible, Outcome, Plain};
 
 /// Formats for byte stores (files, Redis, S3, GCS), and the entry codec

@@ -4,13 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ac_core::{Clock, Error, IntoStore, MetricsCollector, NullMetrics, Scheduler, Store};
+use ac_core::{Clock, Error, IntoDynStore, MetricsCollector, NullMetrics, Scheduler, Store};
 use ac_sched::{CoarseClock, ThreadScheduler};
 use ac_store_mem::InMemCache;
 
 #[derive(Default)]
 pub(crate) struct Options {
-    pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) metrics: Option<Arc<dyn MetricsCollector>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) scheduler: Option<Arc<dyn Scheduler>>,
@@ -20,7 +19,6 @@ pub(crate) struct Options {
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("store", &self.store)
             .field("metrics", &self.metrics)
             .field("clock", &self.clock)
             .field("scheduler", &self.scheduler)
@@ -35,17 +33,6 @@ impl Options {
         self.clock
             .take()
             .unwrap_or_else(|| Arc::new(CoarseClock::new()))
-    }
-
-    /// The store, by default a new [`InMemCache`] on `clock`.
-    pub(crate) fn take_store(&mut self, clock: &Arc<dyn Clock>) -> Result<Arc<dyn Store>, Error> {
-        match self.store.take() {
-            Some(store) => Ok(store),
-            None => Ok(InMemCache::builder()
-                .shared_clock(Arc::clone(clock))
-                .build()?
-                .into_store()),
-        }
     }
 
     /// The metrics collector, by default [`NullMetrics`].
@@ -85,14 +72,6 @@ macro_rules! option_setters {
     ($($setter:ident),* $(,)?) => {
         $(option_setters!(@one $setter);)*
     };
-    (@one store) => {
-        /// The store (default: a new [`InMemCache`](crate::InMemCache)). One
-        /// store may serve many functions, whatever their value types.
-        pub fn store(mut self, store: impl ac_core::IntoStore) -> Self {
-            self.options.store = Some(store.into_store());
-            self
-        }
-    };
     (@one metrics) => {
         /// Where hits, misses, refreshes and errors are reported (default:
         /// [`NullMetrics`](crate::NullMetrics), which costs nothing).
@@ -127,3 +106,70 @@ macro_rules! option_setters {
     };
 }
 pub(crate) use option_setters;
+
+/// The store of a builder before `.store(..)` is called: a new
+/// [`InMemCache`] on the builder's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultStore;
+
+/// What a builder's store is: [`DefaultStore`], or the store given to
+/// `.store(..)` (as an `Arc` of its own type, or an `Arc<dyn Store>`). Its
+/// type becomes the cached function's store type, which decides what the
+/// function's values need (see [`StoreFor`](crate::StoreFor)).
+pub trait StoreChoice {
+    /// The store's type.
+    type Store: Store + ?Sized;
+
+    /// The store, built on `clock` if the builder makes it.
+    ///
+    /// # Errors
+    /// If the default store cannot be built.
+    fn into_store(self, clock: &Arc<dyn Clock>) -> Result<Arc<Self::Store>, Error>;
+
+    /// The store, type-erased (for the registry of `bg::write` writers).
+    fn dyn_store(store: &Arc<Self::Store>) -> Arc<dyn Store>;
+}
+
+impl StoreChoice for DefaultStore {
+    type Store = InMemCache;
+
+    fn into_store(self, clock: &Arc<dyn Clock>) -> Result<Arc<InMemCache>, Error> {
+        InMemCache::builder()
+            .shared_clock(Arc::clone(clock))
+            .build()
+            .map(Arc::new)
+    }
+
+    fn dyn_store(store: &Arc<InMemCache>) -> Arc<dyn Store> {
+        Arc::clone(store) as _
+    }
+}
+
+impl<S: Store + ?Sized> StoreChoice for Arc<S>
+where
+    Arc<S>: IntoDynStore,
+{
+    type Store = S;
+
+    fn into_store(self, _clock: &Arc<dyn Clock>) -> Result<Arc<S>, Error> {
+        Ok(self)
+    }
+
+    fn dyn_store(store: &Arc<S>) -> Arc<dyn Store> {
+        Arc::clone(store).into_dyn_store()
+    }
+}
+
+/// The doc of every builder's `.store(..)`.
+macro_rules! store_doc {
+    () => {
+        "The store (default: a new [`InMemCache`](crate::InMemCache)), by value, \
+         in an `Arc`, or as an `Arc<dyn Store>` chosen at run time. One store may \
+         serve many functions, whatever their value types.\n\n\
+         Its type decides what the values need: an `InMemCache` keeps them as they \
+         are (`Clone + Send + Sync + 'static`); a byte store (Redis, files, a \
+         `ChainCache`, an `Arc<dyn Store>`) needs them serde, and refuses \
+         others at compile time."
+    };
+}
+pub(crate) use store_doc;

@@ -170,7 +170,7 @@ fn reader(
     clock: &ManualClock,
     tee: &Tee,
     reports: &Reports,
-) -> advanced_caching::ReadBuilder<u32> {
+) -> advanced_caching::ReadBuilder<u32, Arc<Switch>> {
     bg::read::<u32>(key)
         .interval(10)
         .store(store.clone())

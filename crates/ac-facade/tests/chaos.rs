@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ac_testkit::RedisServer;
-use advanced_caching::{AsyncCached, Cached, HybridCache, InMemCache, RedisCache, Store, cache};
+use advanced_caching::{AsyncCached, Cached, HybridCache, InMemCache, Plain, RedisCache, Store, cache};
 use support::CountingMetrics;
 
 /// The command timeout of the stores under test.
@@ -113,7 +113,7 @@ fn redis_outages_never_fail_or_stall_a_call_and_writes_resume() {
 
     let caches: Vec<(&str, Arc<dyn Store>)> =
         vec![("redis", Arc::new(direct)), ("hybrid", Arc::new(hybrid))];
-    let sync_callers: Vec<Arc<Cached<u64, u64>>> = caches
+    let sync_callers: Vec<Arc<Cached<u64, u64, Plain, dyn Store>>> = caches
         .iter()
         .map(|(name, store)| {
             Arc::new(
@@ -127,7 +127,7 @@ fn redis_outages_never_fail_or_stall_a_call_and_writes_resume() {
             )
         })
         .collect();
-    let async_callers: Vec<Arc<AsyncCached<u64, u64>>> = caches
+    let async_callers: Vec<Arc<AsyncCached<u64, u64, Plain, dyn Store>>> = caches
         .iter()
         .map(|(name, store)| {
             Arc::new(

@@ -277,6 +277,8 @@ struct HeldReads {
 }
 
 #[cfg(feature = "file")]
+impl advanced_caching::ByteStore for HeldReads {}
+
 impl Store for HeldReads {
     fn name(&self) -> &'static str {
         "held-reads"

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use advanced_caching::crates::core::PreciseClock;
-use advanced_caching::{Cached, InMemCache, LocalFileCache, Store, ThreadScheduler, cache};
+use advanced_caching::{Cached, InMemCache, LocalFileCache, Plain, Store, ThreadScheduler, cache};
 
 /// Seconds an entry stays fresh: one stale window begins every `TTL` plus
 /// the function's time.
@@ -91,7 +91,7 @@ fn store(kind: &str, location: &str) -> Arc<dyn Store> {
 
 /// The cached function of a run: logs the start time of every run of the
 /// function to `log` and returns it (µs), so values only grow.
-fn counted(store: Arc<dyn Store>, key: &str, log: &Path) -> Cached<(), u64> {
+fn counted(store: Arc<dyn Store>, key: &str, log: &Path) -> Cached<(), u64, Plain, dyn Store> {
     let log = log.to_owned();
     cache(TTL)
         .stale(STALE)
@@ -119,7 +119,7 @@ fn counted(store: Arc<dyn Store>, key: &str, log: &Path) -> Cached<(), u64> {
 
 /// Calls `f` from `THREADS` threads until the Unix time `until`, checking
 /// that every call returns at once with a value no older than the last.
-fn hammer(f: &Cached<(), u64>, until: f64) {
+fn hammer(f: &Cached<(), u64, Plain, dyn Store>, until: f64) {
     thread::scope(|s| {
         for _ in 0..THREADS {
             s.spawn(|| {

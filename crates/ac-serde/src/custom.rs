@@ -29,7 +29,7 @@
 //!     }
 //! }
 //!
-//! use ac_core::CacheValue;
+//! use ac_core::SerdeValue;
 //! let bytes = vec![1u8, 2].encode(&PrettyJson)?;
 //! assert_eq!(Vec::<u8>::decode(&bytes, &PrettyJson)?, vec![1, 2]);
 //! # Ok::<(), Error>(())

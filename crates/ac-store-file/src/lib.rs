@@ -387,6 +387,9 @@ fn is_live(metadata: &fs::Metadata, fresh_until: f64, now: f64) -> bool {
     }
 }
 
+/// Files hold values serialized: cached values must be serde.
+impl ac_core::ByteStore for LocalFileCache {}
+
 impl Store for LocalFileCache {
     fn name(&self) -> &'static str {
         "file"

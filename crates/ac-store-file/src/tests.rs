@@ -12,11 +12,11 @@ fn store(dir: &Path, clock: &ManualClock) -> LocalFileCache {
     LocalFileCache::new(dir).unwrap().clock(clock.clone())
 }
 
-fn entry<V: ac_core::CacheValue>(value: V, fresh_until: f64) -> Entry {
+fn entry<V: ac_core::SerdeValue>(value: V, fresh_until: f64) -> Entry {
     Entry::new(Value::new(value), fresh_until, T0)
 }
 
-fn get<V: ac_core::CacheValue>(cache: &LocalFileCache, key: &str) -> Result<Option<V>, Error> {
+fn get<V: ac_core::SerdeValue>(cache: &LocalFileCache, key: &str) -> Result<Option<V>, Error> {
     Ok(block_on(cache.get(key, &TypedDecoder::<V>::new()))?
         .and_then(|e| e.value.downcast_ref::<V>().cloned()))
 }

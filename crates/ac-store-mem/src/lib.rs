@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ac_core::{
-    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, LocalLookup, Store, Usage,
+    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, Store, StoreFor, Usage, Value,
 };
 use ac_sched::CoarseClock;
 use papaya::{Compute, Operation};
@@ -489,10 +489,52 @@ impl Store for InMemCache {
     }
 }
 
-impl LocalLookup for InMemCache {
+/// Values stay as they are in this process: any `Clone + Send + Sync`
+/// type, no serde needed, and a hit is one inlined lookup.
+impl<T: Clone + Send + Sync + 'static> StoreFor<T> for InMemCache {
+    const IN_PROCESS: bool = true;
+
+    /// An `InMemCache` cannot fail or lose a value: a `bg` loader uses it
+    /// as it is.
+    type Mirror = Self;
+
     #[inline]
-    fn visit_local(&self, key: &str, visit: impl FnMut(&Entry)) -> Local {
+    fn wrap(value: T) -> Value {
+        Value::in_process(value)
+    }
+
+    fn decoder() -> &'static dyn Decoder {
+        &NoDecoder
+    }
+
+    #[inline]
+    fn lookup(&self, key: &str, visit: impl FnMut(&Entry)) -> Local {
         self.visit(key, visit)
+    }
+
+    fn mirror(
+        store: Arc<Self>,
+        _copy: Arc<dyn Store>,
+        _clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, Error> {
+        Ok(store)
+    }
+}
+
+/// The decoder an `InMemCache` hands out: never asked, as this store keeps
+/// values, not bytes.
+struct NoDecoder;
+
+impl Decoder for NoDecoder {
+    fn decode(&self, _: &[u8], serializer: &dyn ac_core::Serializer) -> Result<Value, Error> {
+        Err(Error::Unsupported(format!(
+            "decoding {} bytes for an in-memory store",
+            serializer.name()
+        )))
+    }
+
+    fn type_name(&self) -> &'static str {
+        "(in-process value)"
     }
 }
 

@@ -902,6 +902,9 @@ fn slot_groups<K: Clone>(
         .collect()
 }
 
+/// Redis keeps values serialized: cached values must be serde.
+impl ac_core::ByteStore for RedisCache {}
+
 impl Store for RedisCache {
     fn name(&self) -> &'static str {
         NAME

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ac_core::conformance::{Harness, run_all};
 use ac_core::{
-    ChainCache, Entry, Error, HybridCache, IntoStore, Local, Store, TypedDecoder, Value, block_on,
+    ChainCache, Entry, Error, HybridCache, IntoDynStore, Local, Store, TypedDecoder, Value, block_on,
 };
 use ac_sched::ManualClock;
 use ac_store_file::LocalFileCache;
@@ -56,8 +56,8 @@ fn conformance_chain_hybrid_and_three_levels() {
     let chain = |prefix: &str| {
         ChainCache::build(
             [
-                mem(&clock).into_store(),
-                redis(&server, prefix).into_store(),
+                mem(&clock).into_dyn_store(),
+                redis(&server, prefix).into_dyn_store(),
             ],
             [Some(SECS(60)), None],
         )
@@ -78,9 +78,9 @@ fn conformance_chain_hybrid_and_three_levels() {
             .unwrap()
             .clock(clock.clone());
         ChainCache::new([
-            mem(&clock).into_store(),
-            files.into_store(),
-            redis(&server, prefix).into_store(),
+            mem(&clock).into_dyn_store(),
+            files.into_dyn_store(),
+            redis(&server, prefix).into_dyn_store(),
         ])
         .unwrap()
         .clock(clock.clone())
@@ -95,7 +95,7 @@ fn l1_hits_never_touch_l2_and_l2_hits_backfill_for_the_smaller_ttl() {
     let l1 = Arc::new(mem(&clock));
     let l2 = Arc::new(redis(&server, "b:"));
     let chain = ChainCache::build(
-        [l1.clone().into_store(), l2.clone().into_store()],
+        [l1.clone().into_dyn_store(), l2.clone().into_dyn_store()],
         [Some(SECS(10)), None],
     )
     .unwrap()
@@ -166,7 +166,7 @@ fn writes_deletes_and_clears_reach_every_level_with_level_ttls() {
     let l1 = Arc::new(mem(&clock));
     let l2 = Arc::new(redis(&server, "w:"));
     let chain = ChainCache::build(
-        [l1.clone().into_store(), l2.clone().into_store()],
+        [l1.clone().into_dyn_store(), l2.clone().into_dyn_store()],
         [Some(SECS(10)), Some(SECS(40))],
     )
     .unwrap()
@@ -240,7 +240,7 @@ fn misconfigured_chains_are_refused() {
     let clock = ManualClock::new(T0);
     let err = ChainCache::new(Vec::<Arc<dyn Store>>::new()).unwrap_err();
     assert!(err.to_string().contains("at least one level"), "{err}");
-    let err = ChainCache::build([mem(&clock).into_store()], [None, None]).unwrap_err();
+    let err = ChainCache::build([mem(&clock).into_dyn_store()], [None, None]).unwrap_err();
     assert!(
         err.to_string().contains("2 level TTLs for 1 levels"),
         "{err}"

@@ -11,7 +11,7 @@ use ac_testkit::{RedisCluster, RedisServer};
 
 const T: f64 = 1_700_000_000.0;
 
-fn entry<V: ac_core::CacheValue>(value: V) -> Entry {
+fn entry<V: ac_core::SerdeValue>(value: V) -> Entry {
     Entry::new(Value::new(value), T + 60.0, T)
 }
 

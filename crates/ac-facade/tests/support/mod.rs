@@ -57,6 +57,8 @@ pub struct MapStore {
     pub gets: AtomicUsize,
 }
 
+impl advanced_caching::ByteStore for MapStore {}
+
 impl Store for MapStore {
     fn name(&self) -> &'static str {
         "map"
@@ -140,7 +142,7 @@ impl Switch {
     }
 
     /// What the store holds under `key`, bypassing the switch.
-    pub fn held<T: advanced_caching::CacheValue>(&self, key: &str) -> Option<T> {
+    pub fn held<T: advanced_caching::SerdeValue>(&self, key: &str) -> Option<T> {
         let entry = block_on(self.inner.get(key, &TypedDecoder::<T>::new())).unwrap()?;
         entry.value.downcast_ref::<T>().cloned()
     }
@@ -152,7 +154,7 @@ impl Switch {
 
     /// Writes `value` under `key` (as a writer in another process would),
     /// bypassing the switch.
-    pub fn put<T: advanced_caching::CacheValue>(&self, key: &str, value: T, now: f64) {
+    pub fn put<T: advanced_caching::SerdeValue>(&self, key: &str, value: T, now: f64) {
         let entry = Entry::new(Value::new(value), f64::INFINITY, now);
         block_on(self.inner.set(key, entry, None)).unwrap();
     }
@@ -161,6 +163,8 @@ impl Switch {
         Box::pin(async { Err(Error::store("switch", "connection refused")) })
     }
 }
+
+impl advanced_caching::ByteStore for Switch {}
 
 impl Store for Switch {
     fn name(&self) -> &'static str {

@@ -1,11 +1,13 @@
 //! Background refreshes: the stale-while-revalidate refresh of a stale
 //! entry, and the forced reload that `bg` loaders run on a schedule.
 //!
-//! A stale hit returns at once and starts at most one refresh per key:
-//! in-process through the entry's refresh claim and the single-flight map,
-//! across processes sharing the store through a `set_if_absent` lock entry
-//! under `"{key}:r"` (the Python package's lock key, so Rust and Python
-//! processes sharing a store also refresh once between them).
+//! A stale hit returns at once and starts at most one refresh per entry
+//! version: in-process through the entry's refresh claim (or, for entries
+//! read over I/O, the policy's claim map) and the single-flight map; across
+//! processes sharing a store that is not in process, through a
+//! `set_if_absent` lock entry under `"{key}:r"` (the Python package's lock
+//! key, so Rust and Python processes sharing a store also refresh once
+//! between them). An in-process store needs no lock entry.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -17,9 +19,45 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::single_flight::Leader;
-use super::{CachePolicy, Loader, Version};
+use super::{CachePolicy, Loader};
 use crate::clock::ttl_duration;
-use crate::{CacheValue, Entry, Error, Local, TypedDecoder, Value};
+use crate::{Entry, Error, Local, StoreFor, Value, lock};
+
+/// Which stored entry a stale refresh was claimed for. A claim belongs to
+/// one version of a key: a newer entry going stale is claimed afresh, so a
+/// claim left behind by a refresh that found nothing to do cannot block the
+/// next stale window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Version {
+    created_at: f64,
+    fresh_until: f64,
+}
+
+impl Version {
+    pub(super) fn of(entry: &Entry) -> Self {
+        Self {
+            created_at: entry.created_at,
+            fresh_until: entry.fresh_until,
+        }
+    }
+
+    /// Whether `self` was written after `other`.
+    fn is_newer_than(self, other: Self) -> bool {
+        (self.created_at, self.fresh_until) > (other.created_at, other.fresh_until)
+    }
+}
+
+/// A stale-refresh claim on an entry read over I/O.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RemoteClaim {
+    version: Version,
+    /// Earliest time another refresh of this version may be tried.
+    retry_at: f64,
+}
+
+/// Remote claims kept before expired ones are pruned (keys seen stale whose
+/// refresh failed and that were not read again).
+const REMOTE_CLAIMS_PRUNE_AT: usize = 4096;
 
 /// How a claimed stale refresh ended.
 enum StaleRefresh {
@@ -83,12 +121,68 @@ async fn catching<F: Future>(fut: F) -> Option<F::Output> {
     .await
 }
 
-impl<A, T, E> CachePolicy<A, T, E>
+impl<A, T, E, S> CachePolicy<A, T, E, S>
 where
     A: Send + 'static,
-    T: CacheValue,
+    T: Clone + Send + Sync + 'static,
     E: fmt::Debug + Clone + Send + 'static,
+    S: StoreFor<T> + ?Sized,
 {
+    /// Claims the refresh of `version` of a stale entry read over I/O:
+    /// refused while another caller's claim on that version holds, or if a
+    /// newer version is already claimed (this caller read an older copy).
+    pub(super) fn claim_remote(&self, key: &str, version: Version, now: f64) -> bool {
+        let mut claims = lock(&self.remote_claims);
+        let claim = RemoteClaim {
+            version,
+            retry_at: now + self.refresh_hold,
+        };
+        match claims.get_mut(key) {
+            Some(held) if held.version == version && now < held.retry_at => false,
+            Some(held) if held.version.is_newer_than(version) => false,
+            Some(held) => {
+                *held = claim;
+                true
+            }
+            None => {
+                if claims.len() >= REMOTE_CLAIMS_PRUNE_AT {
+                    claims.retain(|_, held| now < held.retry_at);
+                }
+                claims.insert(key.to_owned(), claim);
+                true
+            }
+        }
+    }
+
+    /// Ends this caller's claim on `version` of `key`: released (`None`),
+    /// or held until `retry_at`. A claim on another version is left alone.
+    fn end_claim(&self, key: &str, version: Version, retry_at: Option<f64>) {
+        if !S::IN_PROCESS {
+            let mut claims = lock(&self.remote_claims);
+            if let Some(held) = claims.get_mut(key).filter(|held| held.version == version) {
+                match retry_at {
+                    Some(retry_at) => held.retry_at = retry_at,
+                    None => {
+                        claims.remove(key);
+                    }
+                }
+            }
+        }
+        // An in-process entry carries its own claim.
+        self.store.lookup(key, |entry| {
+            if Version::of(entry) == version {
+                entry.defer_refresh(retry_at.unwrap_or(0.0));
+            }
+        });
+    }
+
+    pub(super) fn forget_remote_claim(&self, key: &str) {
+        let mut claims = lock(&self.remote_claims);
+        if !claims.is_empty() {
+            claims.remove(key);
+        }
+    }
+
     /// Starts the refresh of `version` of `key` (which this caller claimed)
     /// on the scheduler: a blocking job for a sync function (never on the
     /// caller's thread), a task for an async one.
@@ -138,19 +232,24 @@ where
         let Some(leader) = self.flights.try_lead(key) else {
             return StaleRefresh::Busy;
         };
-        let now = self.clock.now();
-        let lock = Entry::new(Value::new(RefreshLock), now + self.refresh_hold, now);
-        let lock_key = format!("{key}:r");
-        match self
-            .store
-            .set_if_absent(&lock_key, lock, ttl_duration(self.refresh_hold))
-            .await
-        {
-            Ok(true) => {}
-            // Another process holds the lock and refreshes.
-            Ok(false) => return StaleRefresh::Busy,
-            // The store is failing; refresh anyway, the caller's value is stale.
-            Err(error) => self.store_error("refresh_lock", &lock_key, &error),
+        // Across processes, one refresh per stale window: a lock entry in the
+        // shared store. An in-process store is shared by this process only,
+        // where the claim and the flight already make the refresh one.
+        let lock_key = (!S::IN_PROCESS).then(|| format!("{key}:r"));
+        if let Some(lock_key) = &lock_key {
+            let now = self.clock.now();
+            let lock = Entry::new(Value::new(RefreshLock), now + self.refresh_hold, now);
+            match self
+                .store
+                .set_if_absent(lock_key, lock, ttl_duration(self.refresh_hold))
+                .await
+            {
+                Ok(true) => {}
+                // Another process holds the lock and refreshes.
+                Ok(false) => return StaleRefresh::Busy,
+                // The store is failing; refresh anyway, the caller's value is stale.
+                Err(error) => self.store_error("refresh_lock", lock_key, &error),
+            }
         }
         // Refresh only the entry this caller saw stale: if another caller
         // (here or in another process) replaced it between our read and the
@@ -177,8 +276,10 @@ where
         } else {
             StaleRefresh::Replaced
         };
-        if let Err(error) = self.store.delete(&lock_key).await {
-            self.store_error("refresh_unlock", &lock_key, &error);
+        if let Some(lock_key) = &lock_key {
+            if let Err(error) = self.store.delete(lock_key).await {
+                self.store_error("refresh_unlock", lock_key, &error);
+            }
         }
         outcome
     }
@@ -187,14 +288,14 @@ where
     /// claiming it.
     async fn is_current(&self, key: &str, version: Version) -> bool {
         let mut found = None;
-        match self.store.get_local(key, &mut |entry| {
+        match self.store.lookup(key, |entry| {
             found = Some(Version::of(entry));
         }) {
             Local::Found => return found == Some(version),
             Local::Missing => return false,
             Local::Unsupported => {}
         }
-        match self.store.get(key, &TypedDecoder::<T>::new()).await {
+        match self.store.get(key, S::decoder()).await {
             Ok(entry) => entry.as_ref().map(Version::of) == Some(version),
             Err(error) => {
                 // Refreshing is the safe side: the caller's value is stale.
