@@ -245,5 +245,128 @@ fn keys(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, floor, store, hits, background, keys);
+/// Fresh against stale serves over 10,000 template keys, called in turn:
+/// a stale serve renders the key once and looks it up once, as a fresh hit.
+fn template_windows(c: &mut Criterion) {
+    let clock = ManualClock::new(1_700_000_000.0);
+    let store = Arc::new(InMemCache::builder().clock(clock.clone()).build().unwrap());
+    let mut group = c.benchmark_group("hit");
+    let loaded = std::sync::atomic::AtomicU64::new(0);
+    let stale = cache(60)
+        .stale(1e9)
+        .key("stale:{}")
+        .clock(clock.clone())
+        .store(store.clone())
+        .try_wrap(move |_: u64| {
+            // Loads every key once; every refresh after that fails, so each
+            // entry stays stale and its claim stays held.
+            if loaded.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < ENTRIES {
+                Ok(value())
+            } else {
+                Err("refresh fails")
+            }
+        })
+        .unwrap();
+    let fresh = cache(1e9)
+        .key("fresh:{}")
+        .clock(clock.clone())
+        .store(store.clone())
+        .wrap(|_: u64| value())
+        .unwrap();
+    for i in 0..ENTRIES {
+        stale.call(i).unwrap();
+        fresh.call(i);
+    }
+    clock.advance(120.0);
+    for i in 0..ENTRIES {
+        // Claims each entry's refresh once; the refreshes fail.
+        stale.call(i).unwrap();
+    }
+    let mut i = 0;
+    group.bench_function("fresh_template_10k", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            fresh.call(black_box(i))
+        })
+    });
+    let mut i = 0;
+    group.bench_function("stale_template_10k", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            stale.call(black_box(i)).unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// A miss into an unbounded `InMemCache` (new key every call: render, run
+/// the function, store) against a bare `Store::set` of the same entry. Each
+/// batch starts from an empty store, built outside the timing.
+fn misses(c: &mut Criterion) {
+    use advanced_caching::{Entry, StoreFor};
+    use std::fmt::Write as _;
+    use std::time::Instant;
+    const BATCH: u64 = 100_000;
+    let v = value();
+    c.bench_function("store/inmem_set", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut key = String::new();
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                left -= n;
+                let store = InMemCache::new();
+                let started = Instant::now();
+                for i in 0..n {
+                    key.clear();
+                    let _ = write!(key, "m:{i}");
+                    let entry = Entry::new(
+                        <InMemCache as StoreFor<Arc<String>>>::wrap(v.clone()),
+                        2e9,
+                        1.7e9,
+                    );
+                    let set = store.set(&key, entry, Some(Duration::from_secs(3600)));
+                    black_box(advanced_caching::crates::core::block_on(set)).unwrap();
+                }
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    let v = value();
+    c.bench_function("miss/inmem_unbounded", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                left -= n;
+                let v = v.clone();
+                let f = cache(3600)
+                    .key("m:{}")
+                    .store(InMemCache::new())
+                    .wrap(move |_: u64| v.clone())
+                    .unwrap();
+                let started = Instant::now();
+                for i in 0..n {
+                    black_box(f.call(i));
+                }
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    floor,
+    store,
+    hits,
+    background,
+    keys,
+    template_windows,
+    misses
+);
 criterion_main!(benches);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::lookup::{Lookup, Purpose};
 use super::report::sample_latency;
+use super::single_flight::owned_key;
 use super::swr::Version;
 use super::{CachePolicy, Loader};
 use crate::{BoxFuture, KeySpec, StoreFor};
@@ -110,8 +111,8 @@ where
                 self.hit(key);
                 Next::ReturnAndRefresh(value, key.to_owned(), version)
             }
-            Lookup::Miss => Next::Load(key.to_owned()),
-            Lookup::NotLocal => Next::Fetch(key.to_owned()),
+            Lookup::Miss => Next::Load(owned_key(key)),
+            Lookup::NotLocal => Next::Fetch(owned_key(key)),
         }
     }
 }

@@ -29,6 +29,15 @@ impl Generations {
     }
 
     /// The current generation of `key`.
+    /// The generation of `key` now, to check later without hashing again.
+    pub(crate) fn epoch(&self, key: &str) -> Epoch<'_> {
+        let stripe = self.stripe(key);
+        Epoch {
+            stripe,
+            seen: stripe.load(Ordering::Acquire),
+        }
+    }
+
     pub(crate) fn of(&self, key: &str) -> u64 {
         self.stripe(key).load(Ordering::Acquire)
     }
@@ -43,5 +52,19 @@ impl Generations {
         for stripe in &*self.stripes {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// A key's generation as seen at one moment.
+#[derive(Clone, Copy)]
+pub(crate) struct Epoch<'a> {
+    stripe: &'a AtomicU64,
+    seen: u64,
+}
+
+impl Epoch<'_> {
+    /// Whether the key's generation is still the one seen.
+    pub(crate) fn is_current(self) -> bool {
+        self.stripe.load(Ordering::Acquire) == self.seen
     }
 }

@@ -3,16 +3,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::lookup::{Lookup, Purpose};
 use super::single_flight::{Join, Outcome};
 use super::{CachePolicy, Loader};
-use crate::clock::ttl_duration;
+use super::generation::Epoch;
 use crate::{Entry, Error, StoreFor};
 
-/// Added to the keep-time a policy asks of the store (see `write`).
-const KEEP_MARGIN: Duration = Duration::from_millis(1);
 
 /// What a flight's leader reads again before running the function: a
 /// flight may have ended between its caller's lookup and joining.
@@ -77,15 +75,17 @@ where
     /// Loads `key` under single flight: one caller runs the function, the
     /// others wait for its outcome.
     async fn load(self: &Arc<Self>, key: String, args: A, recheck: Recheck) -> Result<T, E> {
+        let mut key = key;
         loop {
-            match self.flights.join(&key) {
+            match self.flights.join(key) {
                 Join::Leader(leader) => {
+                    let key = leader.key();
                     let found = match recheck {
                         Recheck::InProcess => {
-                            self.lookup_local(&key, self.clock.now(), Purpose::Recheck)
+                            self.lookup_local(key, self.clock.now(), Purpose::Recheck)
                         }
-                        Recheck::StoreIfWrittenSince(seen) if self.writes.of(&key) != seen => {
-                            self.lookup_remote(&key, Purpose::Recheck).await
+                        Recheck::StoreIfWrittenSince(seen) if self.writes.of(key) != seen => {
+                            self.lookup_remote(key, Purpose::Recheck).await
                         }
                         Recheck::StoreIfWrittenSince(_) => Lookup::Miss,
                     };
@@ -93,12 +93,12 @@ where
                         leader.succeed(value.clone());
                         return Ok(value);
                     }
-                    let epoch = self.generations.of(&key);
+                    let epoch = self.generations.epoch(key);
                     return match self.run_loader(args).await {
                         Ok(value) => {
                             // A failed write is counted and logged; the
                             // caller still gets its value.
-                            let _ = self.write(&key, &value, epoch).await;
+                            let _ = self.write(key, &value, epoch).await;
                             leader.succeed(value.clone());
                             Ok(value)
                         }
@@ -108,13 +108,16 @@ where
                         }
                     };
                 }
-                Join::Waiter(waiter) => match waiter.wait().await {
-                    Outcome::Value(value) => return Ok(value),
-                    // The flight's error, not a run of our own: a failing
-                    // backend is asked once per flight, not once per caller.
-                    Outcome::Failed(error) => return Err(error),
-                    Outcome::Abandoned => continue,
-                },
+                Join::Waiter(waiter) => {
+                    let retry_key = waiter.key().to_owned();
+                    match waiter.wait().await {
+                        Outcome::Value(value) => return Ok(value),
+                        // The flight's error, not a run of our own: a failing
+                        // backend is asked once per flight, not once per caller.
+                        Outcome::Failed(error) => return Err(error),
+                        Outcome::Abandoned => key = retry_key,
+                    }
+                }
             }
         }
     }
@@ -137,21 +140,17 @@ where
     /// load began (`generation`): that is `Ok`, as the invalidation wins.
     /// Store errors are counted and logged, and returned for callers that
     /// report them (`bg` loaders); a caller's own call never fails on them.
-    pub(super) async fn write(&self, key: &str, value: &T, generation: u64) -> Result<(), Error> {
-        if self.generations.of(key) != generation {
+    pub(super) async fn write(&self, key: &str, value: &T, epoch: Epoch<'_>) -> Result<(), Error> {
+        if !epoch.is_current() {
             return Ok(());
         }
         let now = self.clock.now();
         let entry = Entry::new(S::wrap(value.clone()), now + self.ttl, now);
-        // The store measures from its own reading of the clock in its own
-        // float arithmetic; a millisecond more keeps it from dropping the
-        // entry an ulp before the inclusive end of the stale window.
-        let keep = ttl_duration(self.ttl + self.stale).map(|keep| keep + KEEP_MARGIN);
-        if let Err(error) = self.store.set(key, entry, keep).await {
+        if let Err(error) = self.store.set(key, entry, self.keep).await {
             self.store_error("set", key, &error);
             return Err(error);
         }
-        if self.generations.of(key) != generation {
+        if !epoch.is_current() {
             // An invalidation raced the write: it wins.
             if let Err(error) = self.store.delete(key).await {
                 self.store_error("delete", key, &error);

@@ -44,13 +44,14 @@ pub use swr::RefreshError;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::log::WarnLimiter;
 use generation::Generations;
 use single_flight::SingleFlight;
 use swr::RemoteClaim;
 
-use crate::clock::check_seconds;
+use crate::clock::{check_seconds, ttl_duration};
 use crate::{
     BoxFuture, Clock, ClockReader, Error, KeySpec, MetricsCollector, Scheduler, StoreFor,
 };
@@ -111,6 +112,11 @@ pub struct CachePolicy<A, T, E, S: ?Sized> {
     /// releases the store lock; a failed one keeps serving stale until the
     /// window ends instead of retrying on every hit.
     refresh_hold: f64,
+    /// How long the store keeps an entry: `ttl + stale`, and a millisecond
+    /// more, as the store measures from its own reading of the clock in its
+    /// own float arithmetic (it must not drop the entry an ulp before the
+    /// inclusive end of the stale window).
+    keep: Option<Duration>,
     key: KeySpec<A>,
     store: Arc<S>,
     clock: ClockReader,
@@ -174,6 +180,7 @@ where
             ttl,
             stale,
             refresh_hold: stale,
+            keep: ttl_duration(ttl + stale).map(|keep| keep + Duration::from_millis(1)),
             key: config.key,
             store: config.store,
             clock: ClockReader::new(config.clock),

@@ -229,7 +229,7 @@ where
 
     async fn refresh_claimed(&self, key: &str, args: A, version: Version) -> StaleRefresh {
         // A load of this key is already running: it will write a fresh entry.
-        let Some(leader) = self.flights.try_lead(key) else {
+        let Some(leader) = self.flights.try_lead(key.to_owned()) else {
             return StaleRefresh::Busy;
         };
         // Across processes, one refresh per stale window: a lock entry in the
@@ -255,7 +255,7 @@ where
         // (here or in another process) replaced it between our read and the
         // lock, or it was invalidated, there is nothing to do.
         let outcome = if self.is_current(key, version).await {
-            match self.reload_as(key, args, leader).await {
+            match self.reload_as(args, leader).await {
                 Ok(()) => StaleRefresh::Replaced,
                 Err(error) => {
                     // A store failure was logged where it happened.
@@ -309,23 +309,18 @@ where
     /// entry: the periodic reload of `bg` loaders. Skipped (`Ok`) if a load of
     /// the key is already running. Panics are caught and reported as errors.
     pub async fn reload(&self, args: A) -> Result<(), RefreshError<E>> {
-        let key = self.key.key(&args);
-        match self.flights.try_lead(&key) {
-            Some(leader) => self.reload_as(&key, args, leader).await,
+        match self.flights.try_lead(self.key.key(&args)) {
+            Some(leader) => self.reload_as(args, leader).await,
             None => Ok(()),
         }
     }
 
     /// Runs the function as the leader of `key`'s flight, stores the value,
     /// and records the background refresh in metrics.
-    async fn reload_as(
-        &self,
-        key: &str,
-        args: A,
-        leader: Leader<'_, T, E>,
-    ) -> Result<(), RefreshError<E>> {
+    async fn reload_as(&self, args: A, leader: Leader<'_, T, E>) -> Result<(), RefreshError<E>> {
+        let key = leader.key();
         let started = Instant::now();
-        let epoch = self.generations.of(key);
+        let epoch = self.generations.epoch(key);
         let result = match &self.loader {
             Loader::Sync(load) => catch_unwind(AssertUnwindSafe(|| load(args))).ok(),
             Loader::Async(load) => catching(load(args)).await,
