@@ -41,9 +41,7 @@ pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
 pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};
 pub use scheduler::{BlockingJob, Every, JobHandle, Scheduler, Task};
 pub use serializer::{ErasedDeserializer, Serializer};
-pub use store::{
-    BoxFuture, ByteStore, IntoDynStore, IntoStore, Local, Store, StoreFor, Usage,
-};
+pub use store::{BoxFuture, ByteStore, IntoDynStore, IntoStore, Local, Store, StoreFor, Usage};
 
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate
 /// is a single assignment or map operation, so a panic elsewhere cannot

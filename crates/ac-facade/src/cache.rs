@@ -185,10 +185,7 @@ impl<K, St> CacheBuilder<K, St> {
     ///
     /// # Errors
     /// As [`CacheBuilder::wrap`].
-    pub fn try_wrap<A, T, E, F>(
-        self,
-        f: F,
-    ) -> Result<Cached<A, T, Fallible<E>, St::Store>, Error>
+    pub fn try_wrap<A, T, E, F>(self, f: F) -> Result<Cached<A, T, Fallible<E>, St::Store>, Error>
     where
         K: KeySource<A>,
         St: StoreChoice,

@@ -8,9 +8,8 @@ mod outcome;
 
 pub use ac_core::{
     BoxFuture, ByteStore, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoDynStore,
-    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS,
-    NullMetrics, Result, Scheduler, SerdeValue, Serializer, Store, StoreFor, TypedDecoder, Usage,
-    Value,
+    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics,
+    Result, Scheduler, SerdeValue, Serializer, Store, StoreFor, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ac_testkit::RedisServer;
-use advanced_caching::{AsyncCached, Cached, HybridCache, InMemCache, Plain, RedisCache, Store, cache};
+use advanced_caching::{
+    AsyncCached, Cached, HybridCache, InMemCache, Plain, RedisCache, Store, cache,
+};
 use support::CountingMetrics;
 
 /// The command timeout of the stores under test.

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use ac_core::{SerdeValue, Entry, Serializer, TypedDecoder, Value};
+use ac_core::{Entry, SerdeValue, Serializer, TypedDecoder, Value};
 use ac_serde::codec::{Compression, decode_entry, decode_header, encode_entry};
 use ac_serde::{Json, MsgPack, Postcard, protobuf};
 use proptest::prelude::*;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use ac_core::conformance::{Harness, run_all};
 use ac_core::{
-    ChainCache, Entry, Error, HybridCache, IntoDynStore, Local, Store, TypedDecoder, Value, block_on,
+    ChainCache, Entry, Error, HybridCache, IntoDynStore, Local, Store, TypedDecoder, Value,
+    block_on,
 };
 use ac_sched::ManualClock;
 use ac_store_file::LocalFileCache;

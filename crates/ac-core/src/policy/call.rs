@@ -4,9 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use std::sync::Arc;
 
 use super::lookup::{Lookup, Purpose};
 use super::report::sample_latency;

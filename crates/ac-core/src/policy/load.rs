@@ -5,12 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::generation::Epoch;
 use super::lookup::{Lookup, Purpose};
 use super::single_flight::{Join, Outcome};
 use super::{CachePolicy, Loader};
-use super::generation::Epoch;
 use crate::{Entry, Error, StoreFor};
-
 
 /// What a flight's leader reads again before running the function: a
 /// flight may have ended between its caller's lookup and joining.

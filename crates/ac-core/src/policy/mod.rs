@@ -52,9 +52,7 @@ use single_flight::SingleFlight;
 use swr::RemoteClaim;
 
 use crate::clock::{check_seconds, ttl_duration};
-use crate::{
-    BoxFuture, Clock, ClockReader, Error, KeySpec, MetricsCollector, Scheduler, StoreFor,
-};
+use crate::{BoxFuture, Clock, ClockReader, Error, KeySpec, MetricsCollector, Scheduler, StoreFor};
 
 /// The function a policy caches: sync (run on the caller's thread) or async.
 pub enum Loader<A, T, E> {

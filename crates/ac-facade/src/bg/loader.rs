@@ -207,9 +207,7 @@ impl<T: Clone + Send + Sync + 'static, O: Outcome, S: StoreFor<T> + ?Sized> BgLo
     }
 }
 
-impl<T: Clone + Send + Sync + 'static, O: Outcome, S: StoreFor<T> + ?Sized>
-    AsyncBgLoader<T, O, S>
-{
+impl<T: Clone + Send + Sync + 'static, O: Outcome, S: StoreFor<T> + ?Sized> AsyncBgLoader<T, O, S> {
     /// Stops the schedule and waits until a refresh in progress has finished.
     pub async fn stop_and_wait(&self) {
         if let Some(job) = &self.job {
@@ -227,4 +225,3 @@ impl<T: Clone + Send + Sync + 'static, O: Outcome, S: StoreFor<T> + ?Sized>
         O::output(self.policy.call_async(()).await)
     }
 }
-

@@ -271,7 +271,10 @@ impl<St> BgBuilder<St> {
     ///
     /// # Errors
     /// As [`BgBuilder::wrap`].
-    pub fn try_wrap_async<T, E, F, Fut>(self, f: F) -> Result<AsyncBgLoader<T, Fallible<E>, St::Store>, Error>
+    pub fn try_wrap_async<T, E, F, Fut>(
+        self,
+        f: F,
+    ) -> Result<AsyncBgLoader<T, Fallible<E>, St::Store>, Error>
     where
         St: StoreChoice,
         St::Store: StoreFor<T>,
@@ -406,4 +409,3 @@ pub fn write(interval: impl IntoSeconds) -> BgBuilder {
         ..bg(interval)
     }
 }
-

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use ac_core::clock::{ClockReader, check_seconds, ttl_duration};
 use ac_core::scheduler::{Every, JobHandle, Task};
 use ac_core::{
-    Decoder, Entry, Error, IntoDynStore, IntoSeconds, IntoStore, MetricsCollector, Store,
-    StoreFor,
+    Decoder, Entry, Error, IntoDynStore, IntoSeconds, IntoStore, MetricsCollector, Store, StoreFor,
 };
 use ac_store_mem::InMemCache;
 
@@ -444,4 +443,3 @@ impl<T: Clone + Send + Sync + 'static> BgReader<T> {
         value
     }
 }
-
