@@ -257,7 +257,7 @@ impl<K, St> CacheBuilder<K, St> {
         self,
         default_name: String,
         loader: Loader<A, T, E>,
-    ) -> Result<Arc<CachePolicy<A, T, E, St::Store>>, Error>
+    ) -> Result<SharedPolicy<A, T, E, St::Store>, Error>
     where
         K: KeySource<A>,
         St: StoreChoice,
@@ -282,6 +282,9 @@ impl<K, St> CacheBuilder<K, St> {
         CachePolicy::new(config, loader).map(Arc::new)
     }
 }
+
+/// A policy shared by a cached function's clones.
+type SharedPolicy<A, T, E, S> = Arc<CachePolicy<A, T, E, S>>;
 
 /// `my_crate::module::get_user` → `get_user`; closures are named after the
 /// function they are defined in.

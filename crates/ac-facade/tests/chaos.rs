@@ -23,6 +23,10 @@ use advanced_caching::{
 };
 use support::CountingMetrics;
 
+/// The cached functions under test, over stores chosen at run time.
+type SyncFn = Cached<u64, u64, Plain, dyn Store>;
+type AsyncFn = AsyncCached<u64, u64, Plain, dyn Store>;
+
 /// The command timeout of the stores under test.
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Sync callers (OS threads) per cache.
@@ -115,7 +119,7 @@ fn redis_outages_never_fail_or_stall_a_call_and_writes_resume() {
 
     let caches: Vec<(&str, Arc<dyn Store>)> =
         vec![("redis", Arc::new(direct)), ("hybrid", Arc::new(hybrid))];
-    let sync_callers: Vec<Arc<Cached<u64, u64, Plain, dyn Store>>> = caches
+    let sync_callers: Vec<Arc<SyncFn>> = caches
         .iter()
         .map(|(name, store)| {
             Arc::new(
@@ -129,7 +133,7 @@ fn redis_outages_never_fail_or_stall_a_call_and_writes_resume() {
             )
         })
         .collect();
-    let async_callers: Vec<Arc<AsyncCached<u64, u64, Plain, dyn Store>>> = caches
+    let async_callers: Vec<Arc<AsyncFn>> = caches
         .iter()
         .map(|(name, store)| {
             Arc::new(
