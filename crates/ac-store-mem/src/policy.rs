@@ -7,9 +7,9 @@
 //! next miss enters main directly. Main gives each read entry another
 //! round (its counter, saturating at 3, drops by one per round). Reads
 //! only bump that counter in the record, with relaxed atomics, lock-free.
-//! Each write does O(1) amortized work: a round costs one map lookup and
-//! one eviction examines at most [`VISITS_PER_WRITE`] entries before it
-//! takes the next one regardless.
+//! Each write does O(1) amortized work: a round costs one map lookup, and
+//! a write earns [`VISITS_PER_WRITE`] rounds (banked up to a cap); without
+//! credit, an eviction takes the next entry regardless.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -25,8 +25,15 @@ use crate::{EvictionCause, MapRef, Record};
 /// A read counter saturates here (S3-FIFO's 2 bits).
 pub(crate) const MAX_FREQ: u8 = 3;
 
-/// Entries one write examines for a second chance, at most.
+/// Second chances (one map lookup each) a write earns for evictions.
+/// Unspent credit carries over up to [`MAX_CREDIT`], so that a long run of
+/// read entries at a queue's head (the small queue right after the cache
+/// first fills up holds everything) is passed without evicting any of
+/// them, and no write pays for more than [`MAX_CREDIT`] lookups.
 pub(crate) const VISITS_PER_WRITE: u32 = 16;
+
+/// See [`VISITS_PER_WRITE`]: about 0.4 ms of lookups at most.
+const MAX_CREDIT: u32 = 4096;
 
 /// Due wheel nodes each write handles, so expired entries never pile up.
 const RECLAIMS_PER_WRITE: usize = 8;
@@ -89,6 +96,8 @@ pub(crate) struct State {
     wheel: Wheel,
     ghost: Ghost,
     hasher: foldhash::fast::FixedState,
+    /// Second chances evictions may still give: see [`VISITS_PER_WRITE`].
+    credit: u32,
     /// Entries held (expired ones not yet reclaimed included).
     pub(crate) count: usize,
     /// Their total weight (each saturated at `u32::MAX`).
@@ -108,6 +117,7 @@ impl State {
             wheel: Wheel::new(),
             ghost: Ghost::new(bounds.max_entries),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_0f53_f1f0),
+            credit: 0,
             count: 0,
             weight: 0,
             bytes: 0,
@@ -238,14 +248,6 @@ impl State {
             .expect("every mapped slot holds its key")
     }
 
-    /// The record of the entry in `slot`: the map and the slab change
-    /// together under the lock, so it is there.
-    #[inline]
-    fn record<'m>(&self, map: &'m MapRef<'_>, slot: u32) -> &'m Record {
-        map.get(&**self.key(slot))
-            .expect("every slot's key is in the map")
-    }
-
     fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -296,18 +298,36 @@ impl State {
         self.weight = self.weight - u64::from(old) + u64::from(weight);
     }
 
+    /// Takes the entry in `slot` out of the map if `should` says so of its
+    /// record (one lookup), then out of the queues and the wheel. Returns
+    /// the record if it stays.
+    fn remove_if<'m>(
+        &mut self,
+        map: &'m MapRef<'_>,
+        slot: u32,
+        cause: EvictionCause,
+        events: &mut Events,
+        mut should: impl FnMut(&Record) -> bool,
+    ) -> Option<&'m Record> {
+        match map.remove_if(&**self.key(slot), |_, record| should(record)) {
+            Ok(removed) => {
+                let (key, old) = removed.expect("every slot's key is in the map");
+                self.bytes -= bytes_of(key, &old.entry);
+                self.dequeue(slot);
+                self.wheel.deschedule(&mut self.slab, slot);
+                self.weight -= u64::from(self.slab.get(slot).weight);
+                self.count -= 1;
+                let key = self.slab.free(slot).expect("a used slot holds its key");
+                events.push(|| key, cause);
+                None
+            }
+            Err((_, current)) => Some(current),
+        }
+    }
+
     /// Takes the entry in `slot` out of the map, the queues and the wheel.
     fn remove(&mut self, map: &MapRef<'_>, slot: u32, cause: EvictionCause, events: &mut Events) {
-        let key = Arc::clone(self.key(slot));
-        if let Some(old) = map.remove(&*key) {
-            self.bytes -= bytes_of(&key, &old.entry);
-        }
-        self.dequeue(slot);
-        self.wheel.deschedule(&mut self.slab, slot);
-        self.weight -= u64::from(self.slab.get(slot).weight);
-        self.count -= 1;
-        self.slab.free(slot);
-        events.push(|| key, cause);
+        self.remove_if(map, slot, cause, events, |_| true);
     }
 
     fn over_bound(&self) -> bool {
@@ -330,19 +350,12 @@ impl State {
     /// bound, expired entries first.
     fn maintain(&mut self, map: &MapRef<'_>, written: u32, now: f64, events: &mut Events) {
         self.reclaim(map, now, usize::MAX, RECLAIMS_PER_WRITE, events);
-        // Filling up: the small queue keeps its share, the rest goes to main
-        // (in arrival order, unread first in line), as if evicted to it.
-        while !self.over_bound() && self.small_over() {
-            let slot = self.small.head;
-            self.dequeue(slot);
-            self.enqueue(slot, Queue::Main);
-        }
-        let mut visits = 0;
+        self.credit = (self.credit + VISITS_PER_WRITE).min(MAX_CREDIT);
         while self.over_bound() {
             if self.reclaim(map, now, 1, RECLAIMS_BEFORE_EVICTING, events) == 1 {
                 continue;
             }
-            if !self.evict_one(map, written, &mut visits, events) {
+            if !self.evict_one(map, written, events) {
                 break;
             }
         }
@@ -366,13 +379,13 @@ impl State {
                 break;
             };
             visits += 1;
-            let record = self.record(map, slot);
-            if record.live(now) {
-                let expires_at = record.expires_at;
-                self.wheel.schedule(&mut self.slab, slot, expires_at);
-            } else {
-                self.remove(map, slot, EvictionCause::Expired, events);
-                removed += 1;
+            let stays = self.remove_if(map, slot, EvictionCause::Expired, events, |r| !r.live(now));
+            match stays {
+                Some(record) => {
+                    let expires_at = record.expires_at;
+                    self.wheel.schedule(&mut self.slab, slot, expires_at);
+                }
+                None => removed += 1,
             }
         }
         removed
@@ -395,18 +408,12 @@ impl State {
 
     /// Evicts one entry by S3-FIFO, never `written` (the entry this write
     /// stored: it gets its chance in a queue); `false` if there is no other.
-    /// Once this write has given [`VISITS_PER_WRITE`] second chances, it
-    /// gives none: it takes the small queue's head (unproven) if there is
-    /// one, else main's.
-    fn evict_one(
-        &mut self,
-        map: &MapRef<'_>,
-        written: u32,
-        visits: &mut u32,
-        events: &mut Events,
-    ) -> bool {
+    /// Each second chance spends one credit; without credit it gives none:
+    /// it takes the small queue's head (unproven) if there is one, else
+    /// main's.
+    fn evict_one(&mut self, map: &MapRef<'_>, written: u32, events: &mut Events) -> bool {
         loop {
-            let exhausted = *visits >= VISITS_PER_WRITE;
+            let exhausted = self.credit == 0;
             let small = self.head_except(Queue::Small, written);
             let main = self.head_except(Queue::Main, written);
             let (slot, from_small) = match (small, main) {
@@ -421,22 +428,26 @@ impl State {
                     }
                 }
             };
-            let record = self.record(map, slot);
-            let freq = record.freq.load(Ordering::Relaxed);
-            if freq > 0 && !exhausted {
-                // Read since it was queued: another round, in main.
-                *visits += 1;
-                record.freq.store(freq - 1, Ordering::Relaxed);
-                self.dequeue(slot);
-                self.enqueue(slot, Queue::Main);
-                continue;
+            // Unread since it was queued (or out of second chances): evicted,
+            // in the same lookup that reads its counter.
+            let evicted = |record: &Record| exhausted || record.freq.load(Ordering::Relaxed) == 0;
+            let hash = from_small.then(|| self.hash(self.key(slot)));
+            match self.remove_if(map, slot, EvictionCause::Size, events, evicted) {
+                None => {
+                    if let Some(hash) = hash {
+                        self.ghost.insert(hash);
+                    }
+                    return true;
+                }
+                Some(record) => {
+                    // Read since it was queued: another round, in main.
+                    self.credit -= 1;
+                    let freq = record.freq.load(Ordering::Relaxed);
+                    record.freq.store(freq.saturating_sub(1), Ordering::Relaxed);
+                    self.dequeue(slot);
+                    self.enqueue(slot, Queue::Main);
+                }
             }
-            if from_small {
-                let hash = self.hash(self.key(slot));
-                self.ghost.insert(hash);
-            }
-            self.remove(map, slot, EvictionCause::Size, events);
-            return true;
         }
     }
 
