@@ -769,3 +769,68 @@ mod model {
         }
     }
 }
+
+#[test]
+fn an_all_hot_cache_stays_bounded_when_second_chances_run_out() {
+    // Every entry is read before each write: each eviction would give
+    // second chances forever; banked credit runs out and it evicts anyway.
+    let (cache, _) = bounded(200);
+    for i in 0..200u64 {
+        block_on(cache.set(&format!("k{i}"), entry(i), secs(1000))).unwrap();
+    }
+    for i in 200..5_000u64 {
+        for j in (i - 200)..i {
+            let _ = get::<u64>(&cache, &format!("k{j}"));
+        }
+        block_on(cache.set(&format!("k{i}"), entry(i), secs(1000))).unwrap();
+        assert_eq!(cache.len(), 200);
+    }
+    assert_eq!(
+        get::<u64>(&cache, "k4999"),
+        Some(4999),
+        "the newest is kept"
+    );
+    check(&cache);
+}
+
+#[test]
+fn the_listener_hears_every_eviction_once_under_concurrent_writes_and_reads() {
+    let evicted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&evicted);
+    let cache = InMemCache::builder()
+        .max_entries(1_000)
+        .on_evict(move |_, cause| {
+            assert_eq!(cause, EvictionCause::Size);
+            counted.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    const WRITES: u64 = 20_000;
+    thread::scope(|s| {
+        for t in 0..2u64 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..WRITES {
+                    let key = format!("w{t}:{i}");
+                    block_on(cache.set(&key, entry(i), secs(1000))).unwrap();
+                }
+            });
+            s.spawn(move || {
+                let mut rng = 0x1234_5678_u64 + t;
+                for _ in 0..4 * WRITES {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let _ = get::<u64>(cache, &format!("w{}:{}", rng % 2, rng % WRITES));
+                }
+            });
+        }
+    });
+    assert_eq!(cache.len(), 1_000);
+    assert_eq!(
+        evicted.load(Ordering::Relaxed) + cache.len(),
+        2 * WRITES as usize,
+        "every key written is held or was heard leaving"
+    );
+    check(&cache);
+}
