@@ -153,6 +153,11 @@ def main():
     if m and s:
         lines.append(f"| hit/sync_static_inmemory_metrics ≤ hit/sync_static + 30 ns | +{m - s:.1f} ns | "
                      f"{'yes' if m - s <= 30 else '**no**'} |")
+    # Sections other scripts write (between <!-- NAME:begin ... --> and
+    # <!-- NAME:end -->, e.g. scripts/bench-hit-ratio's) survive the rewrite.
+    previous = (ROOT / "BENCH.md").read_text() if (ROOT / "BENCH.md").exists() else ""
+    for kept in re.finditer(r"<!-- ([\w-]+):begin.*?<!-- \1:end -->", previous, re.S):
+        lines += ["", kept.group(0)]
     (ROOT / "BENCH.md").write_text("\n".join(lines) + "\n")
     print("wrote BENCH.md", file=sys.stderr)
 
