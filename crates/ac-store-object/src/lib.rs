@@ -309,6 +309,36 @@ impl Found {
     }
 }
 
+/// `bytes` (an encoded entry) changed so that it differs from any other
+/// write with high probability, and still decodes to the same entry: a
+/// random gzip header MTIME (which readers, Python's included, ignore),
+/// or, unframed, `created_at` moved by 1 to 1024 ULPs (under a
+/// millisecond).
+fn distinct(bytes: &Bytes, compression: Compression) -> Bytes {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nonce = hasher.finish();
+    let mut out = bytes.to_vec();
+    match compression {
+        // RFC 1952: ID1 ID2 CM FLG, then MTIME in bytes 4..8.
+        Compression::Gzip { .. } if out.len() >= 10 => {
+            out[4..8].copy_from_slice(&nonce.to_le_bytes()[..4]);
+        }
+        _ => {
+            if let Some(created) = out.get_mut(8..16) {
+                let at = f64::from_be_bytes(created.try_into().unwrap_or([0; 8]));
+                if at.is_finite() && at > 0.0 {
+                    let moved = f64::from_bits(at.to_bits() + 1 + nonce % 1024);
+                    created.copy_from_slice(&moved.to_be_bytes());
+                }
+            }
+        }
+    }
+    Bytes::from(out)
+}
+
 /// Whether an entry is live at `now`: until its keep-until time if the
 /// object has one, else (written by Python) while fresh.
 fn is_live(keep_until: Option<f64>, fresh_until: f64, now: f64) -> bool {
@@ -472,10 +502,12 @@ impl Inner {
     fn delete_later(self: &Arc<Self>, path: Path) {
         let this = self.clone();
         self.runtime.spawn(async move {
-            if let Ok(Err(error)) = this.within("delete", this.store.delete(&path)).await
-                && !is_not_found(&error)
-            {
-                tracing::debug!(target: "advanced_caching::object", %error, "could not delete an expired entry");
+            // A let chain would need Rust 1.88; this crate declares 1.86.
+            match this.within("delete", this.store.delete(&path)).await {
+                Ok(Err(error)) if !is_not_found(&error) => {
+                    tracing::debug!(target: "advanced_caching::object", %error, "could not delete an expired entry");
+                }
+                _ => {}
             }
         });
     }
@@ -604,8 +636,12 @@ impl Inner {
                 e_tag: existing.meta.e_tag.clone(),
                 version: existing.meta.version.clone(),
             };
+            // S3 matches on the ETag, the MD5 of the body: if our bytes
+            // equalled the expired object's, a second racer's update on that
+            // ETag would also succeed after ours. Make ours differ.
+            let replacement = distinct(&bytes, self.compression);
             match self
-                .put(path, bytes.clone(), keep_until, PutMode::Update(version))
+                .put(path, replacement, keep_until, PutMode::Update(version))
                 .await
             {
                 Ok(()) => return Ok(true),
@@ -898,6 +934,29 @@ mod tests {
             advance: Some(&|secs| clock.advance(secs)),
             sibling: Some(&sibling),
         });
+    }
+
+    #[test]
+    fn distinct_bytes_decode_to_the_same_entry() {
+        let entry = Entry::new(Value::new(String::from("v")), 1.7e9 + 60.0, 1.7e9);
+        for compression in [Compression::GZIP, Compression::None] {
+            let bytes = Bytes::from(encode_entry(&entry, &ac_serde::Json, compression).unwrap());
+            let (a, b) = (distinct(&bytes, compression), distinct(&bytes, compression));
+            assert!(a != bytes && b != bytes && a != b, "{compression:?}");
+            let decoded = decode_entry(
+                &a,
+                &ac_serde::Json,
+                &TypedDecoder::<String>::new(),
+                compression,
+            )
+            .unwrap();
+            assert_eq!(
+                decoded.value.downcast_ref::<String>().map(String::as_str),
+                Some("v")
+            );
+            assert_eq!(decoded.fresh_until, entry.fresh_until);
+            assert!((decoded.created_at - entry.created_at).abs() < 1e-3);
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::START_TIMEOUT;
 /// The translating proxy in front of fake-gcs-server (Python stdlib only).
 const GCS_PROXY: &str = include_str!("gcs_proxy.py");
 
+/// moto's server with each request applied atomically (see the script).
+const MOTO_SERIAL: &str = include_str!("moto_serial.py");
+
 /// The Python of the test venv: `AC_PYTHON`, else the venv `scripts/test`
 /// creates.
 ///
@@ -157,11 +160,15 @@ fn start_on_free_port(
     panic!("{what} did not start on a free port after 5 attempts");
 }
 
-/// A moto S3 server (`python -m moto.server`) on `127.0.0.1`.
+/// A moto S3 server on `127.0.0.1`, each request applied atomically as
+/// on S3 (moto alone checks conditional writes and then writes without a
+/// lock, so two concurrent `If-None-Match: *` PUTs can both succeed; see
+/// `moto_serial.py`).
 #[derive(Debug)]
 pub struct S3Server {
     process: Process,
     port: u16,
+    _dir: tempfile::TempDir,
 }
 
 impl S3Server {
@@ -171,23 +178,23 @@ impl S3Server {
     /// If the venv's Python or moto is missing, or it does not come up.
     pub fn start() -> Self {
         let python = python();
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let script = dir.path().join("moto_serial.py");
+        std::fs::write(&script, MOTO_SERIAL).expect("write the moto launcher");
         let (process, port) = start_on_free_port(
             "moto",
             |port| {
                 let mut command = Command::new(&python);
-                command.args([
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ]);
+                command.arg(&script).args(["127.0.0.1", &port.to_string()]);
                 command
             },
             |port| try_http(port, "GET", "/moto-api/", b"").is_ok_and(|(status, _)| status == 200),
         );
-        Self { process, port }
+        Self {
+            process,
+            port,
+            _dir: dir,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
