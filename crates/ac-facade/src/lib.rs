@@ -36,7 +36,7 @@ pub use ac_store_object::GCSCache;
 #[cfg(feature = "s3")]
 pub use ac_store_object::S3Cache;
 #[cfg(any(feature = "s3", feature = "gcs"))]
-pub use ac_store_object::{ObjectCache, ObjectCacheBuilder};
+pub use ac_store_object::{AnyStore, ObjectCache, ObjectCacheBuilder};
 #[cfg(feature = "redis")]
 pub use ac_store_redis::{RedisCache, RedisCacheBuilder};
 pub use bg::{AsyncBgLoader, BgBuilder, BgError, BgLoader, BgReader, ReadBuilder, bg};
