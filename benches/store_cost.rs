@@ -252,7 +252,7 @@ const SUBJECTS: [&str; 6] = [
 
 /// Builds subject `which` with 1 M entries of `V` and prints its bytes per
 /// entry (run in a child process, so the heap starts empty).
-fn memory_child<V: advanced_caching::crates::core::CacheValue>(
+fn memory_child<V: advanced_caching::crates::core::SerdeValue>(
     which: usize,
     value: impl Fn(usize) -> V,
 ) {

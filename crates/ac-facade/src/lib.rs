@@ -31,6 +31,12 @@ pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 #[cfg(feature = "file")]
 pub use ac_store_file::LocalFileCache;
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
+#[cfg(feature = "gcs")]
+pub use ac_store_object::GCSCache;
+#[cfg(feature = "s3")]
+pub use ac_store_object::S3Cache;
+#[cfg(any(feature = "s3", feature = "gcs"))]
+pub use ac_store_object::{AnyStore, ObjectCache, ObjectCacheBuilder};
 #[cfg(feature = "redis")]
 pub use ac_store_redis::{RedisCache, RedisCacheBuilder};
 pub use bg::{
@@ -70,6 +76,8 @@ pub mod crates {
     #[cfg(feature = "file")]
     pub use ac_store_file as store_file;
     pub use ac_store_mem as store_mem;
+    #[cfg(any(feature = "s3", feature = "gcs"))]
+    pub use ac_store_object as store_object;
     #[cfg(feature = "redis")]
     pub use ac_store_redis as store_redis;
 }

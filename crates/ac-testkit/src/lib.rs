@@ -7,7 +7,15 @@
 //! certificate from a throwaway [`TestCa`] made with the `openssl` command.
 //! All stop their processes when dropped, also when a test panics.
 //! `scripts/test` installs `redis-server` (and `openssl`) when missing.
+//!
+//! [`S3Server`] (moto) and [`GcsServer`] (fake-gcs-server behind a small
+//! translating proxy) are object-store emulators from the test venv; see
+//! [`object`].
 #![forbid(unsafe_code)]
+
+pub mod object;
+
+pub use object::{GcsServer, S3Server};
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -16,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first `PING`.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A `redis-server` process on `127.0.0.1`.
 #[derive(Debug)]
