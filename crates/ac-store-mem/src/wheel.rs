@@ -64,7 +64,7 @@ impl Wheel {
 
     fn bucket_for(&self, tick: u64) -> u16 {
         // Never a bucket already due: a late deadline waits one second.
-        let tick = tick.max(self.now + 1);
+        let tick = tick.max(self.now.saturating_add(1));
         for level in 0..LEVELS {
             let shift = BITS * level;
             if (tick >> shift) - (self.now >> shift) < SLOTS {
@@ -140,7 +140,8 @@ impl Wheel {
             } else {
                 &mut self.cascade
             };
-            for slot in from..from + (to - from + 1).min(SLOTS) {
+            for step in 0..(to - from).saturating_add(1).min(SLOTS) {
+                let slot = from.wrapping_add(step);
                 let bucket = u64::from(level) * SLOTS + (slot & (SLOTS - 1));
                 slab.append(due, Links::Wheel, &mut self.buckets[bucket as usize]);
             }
@@ -268,6 +269,17 @@ mod tests {
         assert_eq!(wheel.pop_due(&mut slab, true), Some(Due::Expired(slots[2])));
         assert_eq!(wheel.pop_due(&mut slab, true), None);
         assert!(!wheel.has_expired());
+    }
+
+    #[test]
+    fn absurd_times_neither_overflow_nor_lose_entries() {
+        let deadlines = [5.0, 1e25, f64::MAX, -3.0];
+        let (mut wheel, mut slab, slots) = filed(&deadlines, 1.0);
+        // Past u64 seconds: time saturates; only f64::MAX is still ahead.
+        assert_eq!(drain(&mut wheel, &mut slab, 1e30, &deadlines), [0, 1, 3]);
+        assert_ne!(slab.get(slots[2]).bucket, NO_BUCKET, "still filed");
+        wheel.advance(&mut slab, f64::INFINITY);
+        assert_eq!(wheel.pop_due(&mut slab, true), None);
     }
 
     #[test]
