@@ -84,12 +84,12 @@ impl Wheel {
         };
         let bucket = self.bucket_for(tick);
         slab.push_back(&mut self.buckets[bucket as usize], Links::Wheel, slot);
-        slab.get_mut(slot).bucket = bucket;
+        slab.set_bucket(slot, bucket);
     }
 
     /// Takes `slot` out of the wheel, if it is in it.
     pub(crate) fn deschedule(&mut self, slab: &mut Slab, slot: u32) {
-        let bucket = slab.get(slot).bucket;
+        let bucket = slab.bucket(slot);
         if bucket == NO_BUCKET {
             return;
         }
@@ -119,7 +119,7 @@ impl Wheel {
                 due.tail = prev;
             }
         }
-        slab.get_mut(slot).bucket = NO_BUCKET;
+        slab.set_bucket(slot, NO_BUCKET);
     }
 
     /// Moves the buckets that time `now` has entered onto the due lists:
@@ -180,7 +180,7 @@ mod tests {
 
     /// A wheel over `n` nodes with the given deadlines.
     fn filed(deadlines: &[f64], now: f64) -> (Wheel, Slab, Vec<u32>) {
-        let (mut wheel, mut slab) = (Wheel::new(), Slab::new());
+        let (mut wheel, mut slab) = (Wheel::new(), Slab::new(false));
         wheel.advance(&mut slab, now);
         let slots = deadlines
             .iter()
@@ -277,7 +277,7 @@ mod tests {
         let (mut wheel, mut slab, slots) = filed(&deadlines, 1.0);
         // Past u64 seconds: time saturates; only f64::MAX is still ahead.
         assert_eq!(drain(&mut wheel, &mut slab, 1e30, &deadlines), [0, 1, 3]);
-        assert_ne!(slab.get(slots[2]).bucket, NO_BUCKET, "still filed");
+        assert_ne!(slab.bucket(slots[2]), NO_BUCKET, "still filed");
         wheel.advance(&mut slab, f64::INFINITY);
         assert_eq!(wheel.pop_due(&mut slab, true), None);
     }
@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn no_deadline_is_never_filed() {
         let (mut wheel, mut slab, slots) = filed(&[f64::INFINITY], 0.0);
-        assert_eq!(slab.get(slots[0]).bucket, NO_BUCKET);
+        assert_eq!(slab.bucket(slots[0]), NO_BUCKET);
         wheel.advance(&mut slab, 1e15);
         assert_eq!(wheel.pop_due(&mut slab, true), None);
     }
