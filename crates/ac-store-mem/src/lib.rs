@@ -34,8 +34,9 @@
 //!
 //! # Memory
 //! Besides the map's node (key, entry, deadline, counter), each entry has
-//! a 40-byte node in the policy's slab (its key shared by reference count,
-//! queue and wheel links), and the ghost a byte.
+//! a 34-byte node in the policy's slab (its key shared by reference count,
+//! queue and wheel links, a tag; 4 more bytes of weight when bounded by
+//! weight), and the ghost a byte.
 //!
 //! # Eviction listener
 //! [`InMemCacheBuilder::on_evict`] hears of every entry that leaves and why

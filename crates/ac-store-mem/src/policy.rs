@@ -45,7 +45,8 @@ const RECLAIMS_BEFORE_EVICTING: usize = 16;
 /// default weigher: a function of key and entry alone, so the running
 /// total subtracts exactly what it added.
 pub(crate) fn bytes_of(key: &str, entry: &Entry) -> u64 {
-    (key.len() + size_of::<Record>() + size_of::<Node>() + entry.value.shallow_size()) as u64
+    let node = size_of::<Node>() + size_of::<u16>();
+    (key.len() + size_of::<Record>() + node + entry.value.shallow_size()) as u64
 }
 
 /// Evictions and removals for the listener, collected under the lock and
@@ -110,7 +111,7 @@ impl State {
     pub(crate) fn new(bounds: Bounds) -> Self {
         Self {
             bounds,
-            slab: Slab::new(),
+            slab: Slab::new(bounds.max_weight.is_some()),
             small: List::EMPTY,
             main: List::EMPTY,
             small_weight: 0,
@@ -185,7 +186,7 @@ impl State {
                 let slot = self.slab.alloc(Arc::clone(&key), weight);
                 self.bytes += bytes_of(&key, &entry);
                 self.count += 1;
-                self.weight += u64::from(weight);
+                self.weight += u64::from(self.slab.weight(slot));
                 if self.bounds.bounded() {
                     self.admit(slot, &key);
                 }
@@ -266,33 +267,35 @@ impl State {
     fn enqueue(&mut self, slot: u32, queue: Queue) {
         let list = match queue {
             Queue::Small => {
-                self.small_weight += u64::from(self.slab.get(slot).weight);
+                self.small_weight += u64::from(self.slab.weight(slot));
                 &mut self.small
             }
             Queue::Main => &mut self.main,
             Queue::None => return,
         };
         self.slab.push_back(list, Links::Queue, slot);
-        self.slab.get_mut(slot).queue = queue;
+        self.slab.set_queue(slot, queue);
     }
 
     fn dequeue(&mut self, slot: u32) {
-        let list = match self.slab.get(slot).queue {
+        let list = match self.slab.queue(slot) {
             Queue::Small => {
-                self.small_weight -= u64::from(self.slab.get(slot).weight);
+                self.small_weight -= u64::from(self.slab.weight(slot));
                 &mut self.small
             }
             Queue::Main => &mut self.main,
             Queue::None => return,
         };
         self.slab.unlink(list, Links::Queue, slot);
-        self.slab.get_mut(slot).queue = Queue::None;
+        self.slab.set_queue(slot, Queue::None);
     }
 
     fn reweigh(&mut self, slot: u32, weight: u32) {
-        let node = self.slab.get_mut(slot);
-        let old = std::mem::replace(&mut node.weight, weight);
-        if node.queue == Queue::Small {
+        let old = self.slab.weight(slot);
+        self.slab.set_weight(slot, weight);
+        // An unweighted slab keeps no weights: every weight is 0 there.
+        let weight = self.slab.weight(slot);
+        if self.slab.queue(slot) == Queue::Small {
             self.small_weight = self.small_weight - u64::from(old) + u64::from(weight);
         }
         self.weight = self.weight - u64::from(old) + u64::from(weight);
@@ -315,7 +318,7 @@ impl State {
                 self.bytes -= bytes_of(key, &old.entry);
                 self.dequeue(slot);
                 self.wheel.deschedule(&mut self.slab, slot);
-                self.weight -= u64::from(self.slab.get(slot).weight);
+                self.weight -= u64::from(self.slab.weight(slot));
                 self.count -= 1;
                 let key = self.slab.free(slot).expect("a used slot holds its key");
                 events.push(|| key, cause);
@@ -461,17 +464,17 @@ impl State {
             let node = self.slab.get(record.slot);
             assert_eq!(node.key.as_deref(), Some(&**key), "slot points back");
             bytes += bytes_of(key, &record.entry);
-            weight += u64::from(node.weight);
-            if node.queue == Queue::Small {
-                small += u64::from(node.weight);
+            weight += u64::from(self.slab.weight(record.slot));
+            if self.slab.queue(record.slot) == Queue::Small {
+                small += u64::from(self.slab.weight(record.slot));
             }
             assert_eq!(
-                node.queue == Queue::None,
+                self.slab.queue(record.slot) == Queue::None,
                 !self.bounds.bounded(),
                 "queued iff bounded"
             );
             assert_eq!(
-                node.bucket == crate::wheel::NO_BUCKET,
+                self.slab.bucket(record.slot) == crate::wheel::NO_BUCKET,
                 record.expires_at == f64::INFINITY,
                 "on the wheel iff it expires"
             );

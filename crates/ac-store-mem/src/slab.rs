@@ -2,8 +2,10 @@
 //! a chunked slab of nodes threaded on intrusive lists by `u32` index.
 //!
 //! Chunks never move, so growing the slab never copies it (no stall at a
-//! million entries), and a node costs 40 bytes. Everything here runs under
-//! the cache's write lock; hits never touch it.
+//! million entries). A node costs 32 bytes (its key and two pairs of links)
+//! plus a 2-byte tag (queue and wheel bucket) in a parallel array, and a
+//! 4-byte weight only in a cache bounded by weight. Everything here runs
+//! under the cache's write lock; hits never touch it.
 
 use std::sync::Arc;
 
@@ -34,7 +36,7 @@ pub(crate) enum Links {
     Wheel,
 }
 
-/// One cache entry's policy state.
+/// One cache entry's policy links.
 #[derive(Debug)]
 pub(crate) struct Node {
     /// The entry's key, shared with the map; `None` while the node is free.
@@ -44,11 +46,6 @@ pub(crate) struct Node {
     queue_next: u32,
     wheel_prev: u32,
     wheel_next: u32,
-    /// The entry's weight for `max_weight`, saturated at `u32::MAX`.
-    pub(crate) weight: u32,
-    pub(crate) queue: Queue,
-    /// The wheel list holding the node: see [`crate::wheel`].
-    pub(crate) bucket: u16,
 }
 
 impl Node {
@@ -58,11 +55,13 @@ impl Node {
         queue_next: NIL,
         wheel_prev: NIL,
         wheel_next: NIL,
-        weight: 0,
-        queue: Queue::None,
-        bucket: crate::wheel::NO_BUCKET,
     };
 }
+
+/// A node's tag: its queue in the top two bits, its wheel bucket + 1 in
+/// the low nine (0: not on the wheel).
+const QUEUE_SHIFT: u32 = 14;
+const BUCKET_MASK: u16 = (1 << 9) - 1;
 
 /// A doubly linked list of nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,29 +87,98 @@ impl List {
 #[derive(Debug, Default)]
 pub(crate) struct Slab {
     chunks: Vec<Box<[Node]>>,
+    /// Per node: queue and bucket (see [`QUEUE_SHIFT`]).
+    tags: Vec<Box<[u16]>>,
+    /// Per node: weight, saturated at `u32::MAX`; no chunks when unweighted.
+    weights: Vec<Box<[u32]>>,
+    weighted: bool,
     /// Free nodes, linked through `queue_next`.
     free: u32,
     /// Nodes handed out so far (free ones below it are on the free list).
     used: u32,
 }
 
+#[inline]
+fn at(slot: u32) -> (usize, usize) {
+    ((slot >> CHUNK_BITS) as usize, slot as usize & (CHUNK - 1))
+}
+
 impl Slab {
-    pub(crate) fn new() -> Self {
+    /// A slab; `weighted` keeps a weight per node.
+    pub(crate) fn new(weighted: bool) -> Self {
         Self {
             chunks: Vec::new(),
+            tags: Vec::new(),
+            weights: Vec::new(),
+            weighted,
             free: NIL,
             used: 0,
         }
     }
 
+    /// The queue `slot` is in.
+    #[inline]
+    pub(crate) fn queue(&self, slot: u32) -> Queue {
+        let (c, i) = at(slot);
+        match self.tags[c][i] >> QUEUE_SHIFT {
+            1 => Queue::Small,
+            2 => Queue::Main,
+            _ => Queue::None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_queue(&mut self, slot: u32, queue: Queue) {
+        let (c, i) = at(slot);
+        let bits: u16 = match queue {
+            Queue::None => 0,
+            Queue::Small => 1,
+            Queue::Main => 2,
+        };
+        let tag = &mut self.tags[c][i];
+        *tag = (*tag & BUCKET_MASK) | (bits << QUEUE_SHIFT);
+    }
+
+    /// The wheel bucket `slot` is filed in, or [`crate::wheel::NO_BUCKET`].
+    #[inline]
+    pub(crate) fn bucket(&self, slot: u32) -> u16 {
+        let (c, i) = at(slot);
+        (self.tags[c][i] & BUCKET_MASK).wrapping_sub(1)
+    }
+
+    #[inline]
+    pub(crate) fn set_bucket(&mut self, slot: u32, bucket: u16) {
+        let (c, i) = at(slot);
+        debug_assert!(bucket == crate::wheel::NO_BUCKET || bucket < BUCKET_MASK);
+        let tag = &mut self.tags[c][i];
+        *tag = (*tag & !BUCKET_MASK) | (bucket.wrapping_add(1) & BUCKET_MASK);
+    }
+
+    /// The weight of `slot` (0 in an unweighted slab).
+    #[inline]
+    pub(crate) fn weight(&self, slot: u32) -> u32 {
+        let (c, i) = at(slot);
+        self.weights.get(c).map_or(0, |w| w[i])
+    }
+
+    #[inline]
+    pub(crate) fn set_weight(&mut self, slot: u32, weight: u32) {
+        let (c, i) = at(slot);
+        if let Some(w) = self.weights.get_mut(c) {
+            w[i] = weight;
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Node {
-        &self.chunks[(slot >> CHUNK_BITS) as usize][slot as usize & (CHUNK - 1)]
+        let (c, i) = at(slot);
+        &self.chunks[c][i]
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Node {
-        &mut self.chunks[(slot >> CHUNK_BITS) as usize][slot as usize & (CHUNK - 1)]
+        let (c, i) = at(slot);
+        &mut self.chunks[c][i]
     }
 
     /// A fresh node for `key`, in no list.
@@ -125,6 +193,10 @@ impl Slab {
             if self.used as usize == self.chunks.len() * CHUNK {
                 self.chunks
                     .push((0..CHUNK).map(|_| Node::FREE).collect::<Vec<_>>().into());
+                self.tags.push(vec![0; CHUNK].into());
+                if self.weighted {
+                    self.weights.push(vec![0; CHUNK].into());
+                }
             }
             self.used += 1;
             self.used - 1
@@ -132,16 +204,18 @@ impl Slab {
         let node = self.get_mut(slot);
         *node = Node::FREE;
         node.key = Some(key);
-        node.weight = weight;
+        let (c, i) = at(slot);
+        self.tags[c][i] = 0;
+        self.set_weight(slot, weight);
         slot
     }
 
     /// Returns a node (already out of every list) to the free list.
     pub(crate) fn free(&mut self, slot: u32) -> Option<Arc<str>> {
         let free = self.free;
+        debug_assert_eq!(self.queue(slot), Queue::None);
+        debug_assert_eq!(self.bucket(slot), crate::wheel::NO_BUCKET);
         let node = self.get_mut(slot);
-        debug_assert_eq!(node.queue, Queue::None);
-        debug_assert_eq!(node.bucket, crate::wheel::NO_BUCKET);
         let key = node.key.take();
         node.queue_next = free;
         self.free = slot;
@@ -274,7 +348,7 @@ mod tests {
 
     #[test]
     fn lists_link_unlink_and_append_in_order() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(true);
         let slots: Vec<u32> = (0..5)
             .map(|i| slab.alloc(format!("k{i}").into(), 1))
             .collect();
@@ -303,7 +377,7 @@ mod tests {
 
     #[test]
     fn freed_nodes_are_reused_and_chunks_grow_without_moving() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(true);
         let n = CHUNK * 2 + 3;
         let slots: Vec<u32> = (0..n)
             .map(|i| slab.alloc(format!("{i}").into(), 0))
@@ -314,5 +388,36 @@ mod tests {
         assert_eq!(slab.alloc("again".into(), 0), slots[7], "free slot reused");
         assert_eq!(slab.alloc("new".into(), 0) as usize, n, "then fresh ones");
         assert_eq!(std::ptr::from_ref(slab.get(0)), first, "chunks do not move");
+    }
+
+    #[test]
+    fn tags_and_weights_are_per_node() {
+        let mut slab = Slab::new(true);
+        let (a, b) = (slab.alloc("a".into(), 7), slab.alloc("b".into(), u32::MAX));
+        assert_eq!(
+            (slab.queue(a), slab.bucket(a)),
+            (Queue::None, crate::wheel::NO_BUCKET)
+        );
+        slab.set_queue(a, Queue::Main);
+        slab.set_bucket(a, 255);
+        slab.set_bucket(b, 0);
+        slab.set_queue(b, Queue::Small);
+        assert_eq!(
+            (slab.queue(a), slab.bucket(a), slab.weight(a)),
+            (Queue::Main, 255, 7)
+        );
+        assert_eq!(
+            (slab.queue(b), slab.bucket(b), slab.weight(b)),
+            (Queue::Small, 0, u32::MAX)
+        );
+        slab.set_bucket(a, crate::wheel::NO_BUCKET);
+        assert_eq!(
+            (slab.queue(a), slab.bucket(a)),
+            (Queue::Main, crate::wheel::NO_BUCKET)
+        );
+        let mut unweighted = Slab::new(false);
+        let c = unweighted.alloc("c".into(), 9);
+        assert_eq!(unweighted.weight(c), 0, "no weights kept");
+        assert_eq!(size_of::<Node>(), 32);
     }
 }

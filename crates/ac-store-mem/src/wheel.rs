@@ -64,7 +64,7 @@ impl Wheel {
 
     fn bucket_for(&self, tick: u64) -> u16 {
         // Never a bucket already due: a late deadline waits one second.
-        let tick = tick.max(self.now + 1);
+        let tick = tick.max(self.now.saturating_add(1));
         for level in 0..LEVELS {
             let shift = BITS * level;
             if (tick >> shift) - (self.now >> shift) < SLOTS {
@@ -84,12 +84,12 @@ impl Wheel {
         };
         let bucket = self.bucket_for(tick);
         slab.push_back(&mut self.buckets[bucket as usize], Links::Wheel, slot);
-        slab.get_mut(slot).bucket = bucket;
+        slab.set_bucket(slot, bucket);
     }
 
     /// Takes `slot` out of the wheel, if it is in it.
     pub(crate) fn deschedule(&mut self, slab: &mut Slab, slot: u32) {
-        let bucket = slab.get(slot).bucket;
+        let bucket = slab.bucket(slot);
         if bucket == NO_BUCKET {
             return;
         }
@@ -119,7 +119,7 @@ impl Wheel {
                 due.tail = prev;
             }
         }
-        slab.get_mut(slot).bucket = NO_BUCKET;
+        slab.set_bucket(slot, NO_BUCKET);
     }
 
     /// Moves the buckets that time `now` has entered onto the due lists:
@@ -140,7 +140,8 @@ impl Wheel {
             } else {
                 &mut self.cascade
             };
-            for slot in from..from + (to - from + 1).min(SLOTS) {
+            for step in 0..(to - from).saturating_add(1).min(SLOTS) {
+                let slot = from.wrapping_add(step);
                 let bucket = u64::from(level) * SLOTS + (slot & (SLOTS - 1));
                 slab.append(due, Links::Wheel, &mut self.buckets[bucket as usize]);
             }
@@ -179,7 +180,7 @@ mod tests {
 
     /// A wheel over `n` nodes with the given deadlines.
     fn filed(deadlines: &[f64], now: f64) -> (Wheel, Slab, Vec<u32>) {
-        let (mut wheel, mut slab) = (Wheel::new(), Slab::new());
+        let (mut wheel, mut slab) = (Wheel::new(), Slab::new(false));
         wheel.advance(&mut slab, now);
         let slots = deadlines
             .iter()
@@ -271,9 +272,20 @@ mod tests {
     }
 
     #[test]
+    fn absurd_times_neither_overflow_nor_lose_entries() {
+        let deadlines = [5.0, 1e25, f64::MAX, -3.0];
+        let (mut wheel, mut slab, slots) = filed(&deadlines, 1.0);
+        // Past u64 seconds: time saturates; only f64::MAX is still ahead.
+        assert_eq!(drain(&mut wheel, &mut slab, 1e30, &deadlines), [0, 1, 3]);
+        assert_ne!(slab.bucket(slots[2]), NO_BUCKET, "still filed");
+        wheel.advance(&mut slab, f64::INFINITY);
+        assert_eq!(wheel.pop_due(&mut slab, true), None);
+    }
+
+    #[test]
     fn no_deadline_is_never_filed() {
         let (mut wheel, mut slab, slots) = filed(&[f64::INFINITY], 0.0);
-        assert_eq!(slab.get(slots[0]).bucket, NO_BUCKET);
+        assert_eq!(slab.bucket(slots[0]), NO_BUCKET);
         wheel.advance(&mut slab, 1e15);
         assert_eq!(wheel.pop_due(&mut slab, true), None);
     }
