@@ -4,7 +4,8 @@
 //!
 //! - [`Store`]: the one trait a storage backend implements.
 //! - [`Serializer`]: how byte stores encode values.
-//! - [`Clock`]: where timestamps come from (injectable for tests).
+//! - [`Clock`]: where timestamps come from: [`CoarseClock`] in production,
+//!   [`ManualClock`] in tests.
 //! - [`Scheduler`]: where background refreshes run.
 //! - [`MetricsCollector`]: where hits, misses and errors go; [`NullMetrics`]
 //!   is the default and costs nothing.
@@ -31,7 +32,7 @@ mod serializer;
 mod store;
 
 pub use chain::{ChainCache, HybridCache};
-pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, PreciseClock};
+pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, ManualClock, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};

@@ -7,9 +7,9 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, CacheValue, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoSeconds,
-    IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics, Result,
-    Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
+    BoxFuture, CacheValue, ChainCache, Clock, CoarseClock, Decoder, Entry, Error, HybridCache,
+    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock, MetricsCollector, NULL_METRICS,
+    NullMetrics, Result, Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
@@ -25,9 +25,9 @@ pub mod exporters {
 pub use ac_sched::AsyncStdScheduler;
 #[cfg(feature = "smol")]
 pub use ac_sched::SmolScheduler;
+pub use ac_sched::ThreadScheduler;
 #[cfg(feature = "tokio")]
 pub use ac_sched::TokioScheduler;
-pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 #[cfg(feature = "file")]
 pub use ac_store_file::LocalFileCache;
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};

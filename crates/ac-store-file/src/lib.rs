@@ -49,8 +49,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ac_core::{BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Serializer, Store};
-use ac_sched::CoarseClock;
+use ac_core::{
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, Serializer, Store,
+};
 use ac_serde::Json;
 use ac_serde::codec::{Compression, decode_entry, decode_header, encode_entry};
 

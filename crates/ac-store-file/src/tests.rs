@@ -1,8 +1,8 @@
 use std::sync::Arc;
 use std::thread;
 
+use ac_core::ManualClock;
 use ac_core::{TypedDecoder, Value, block_on};
-use ac_sched::ManualClock;
 
 use super::*;
 

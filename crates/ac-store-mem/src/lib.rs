@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ac_core::{
-    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, LocalLookup, Store, Usage,
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, Local, LocalLookup, Store,
+    Usage,
 };
-use ac_sched::CoarseClock;
 use papaya::{Compute, Operation};
 
 /// Weighs an entry for [`InMemCacheBuilder::max_weight`].

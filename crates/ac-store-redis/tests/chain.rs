@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ac_core::ManualClock;
 use ac_core::conformance::{Harness, run_all};
 use ac_core::{
     ChainCache, Entry, Error, HybridCache, IntoStore, Local, Store, TypedDecoder, Value, block_on,
 };
-use ac_sched::ManualClock;
 use ac_store_file::LocalFileCache;
 use ac_store_mem::InMemCache;
 use ac_store_redis::RedisCache;

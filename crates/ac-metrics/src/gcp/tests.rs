@@ -2,7 +2,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::mpsc;
 
-use ac_sched::ManualClock;
+use ac_core::ManualClock;
 
 use super::*;
 
