@@ -80,19 +80,17 @@ impl ChainCache {
         let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
         let ttls: Vec<Option<Duration>> = ttls.into_iter().collect();
         if levels.is_empty() {
-            return Err(Error::InvalidConfig(
-                "ChainCache needs at least one level".to_owned(),
-            ));
+            return Err(Error::invalid_config("ChainCache needs at least one level"));
         }
         if ttls.len() != levels.len() {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "ChainCache: {} level TTLs for {} levels; give one per level (None: the caller's TTL)",
                 ttls.len(),
                 levels.len()
             )));
         }
         if let Some(level) = ttls.iter().position(|ttl| ttl.is_some_and(|t| t.is_zero())) {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "ChainCache: the TTL of level {} is zero; use None for the caller's TTL",
                 level + 1
             )));

@@ -34,7 +34,7 @@ mod store;
 pub use chain::{ChainCache, HybridCache};
 pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, ManualClock, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, io_is_transient};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
 pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
 pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};

@@ -348,13 +348,13 @@ impl BgBuilder {
     {
         let what = if self.writer { "bg::write" } else { "bg" };
         let Some(key) = self.key else {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "{what} needs a key: call .key(\"name\")"
             )));
         };
         let template = KeyTemplate::parse(&key)?;
         let Some(static_key) = template.as_static() else {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "{what} key {key:?} has placeholders, but {what} functions take no arguments: \
                  use a plain key"
             )));
@@ -442,7 +442,7 @@ fn register_writer(
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let mut writers = lock(writers());
     if writers.contains_key(key) {
-        return Err(Error::InvalidConfig(format!(
+        return Err(Error::invalid_config(format!(
             "a bg::write writer for key {key:?} is already registered in this process \
              (one writer per key; drop the first to replace it)"
         )));
@@ -767,7 +767,7 @@ impl<T: CacheValue> ReadBuilder<T> {
             (Some(store), _) => store,
             (None, Some((store, _, _))) => Arc::clone(store),
             (None, None) => {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::invalid_config(format!(
                     "bg::read({key:?}) has no store: pass .store(..), or register a \
                      bg::write for this key in this process first"
                 )));
@@ -777,14 +777,14 @@ impl<T: CacheValue> ReadBuilder<T> {
             (Some(interval), _) => interval,
             (None, Some((_, interval, _))) => *interval,
             (None, None) => {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::invalid_config(format!(
                     "bg::read({key:?}) needs an interval: call .interval(secs)"
                 )));
             }
         };
         let interval = check_seconds(&format!("interval of bg::read({key:?})"), interval)?;
         if interval == 0.0 {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "bg::read({key:?}) interval must be positive: a reader with no schedule \
                  would never see new values"
             )));

@@ -106,37 +106,13 @@ impl fmt::Debug for LocalFileCache {
     }
 }
 
+/// A store error for `error`, which happened doing `what` on `path`: the
+/// `io::Error` is its source, and decides whether it is transient (a full
+/// disk, a missing or read-only directory are not). The path names the
+/// key, so it goes in the context, which warnings leave out (keys only at
+/// debug level).
 fn io_error(what: &'static str, path: &Path, error: io::Error) -> Error {
-    Error::store(
-        "file",
-        PathError {
-            what,
-            path: path.to_owned(),
-            source: error,
-        },
-    )
-}
-
-/// An I/O error and the path it happened on. The path names the key, so
-/// it stays out of the error's `source`: rate-limited warnings log only the
-/// root cause, and keys only at debug level.
-#[derive(Debug)]
-struct PathError {
-    what: &'static str,
-    path: PathBuf,
-    source: io::Error,
-}
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.what, self.path.display(), self.source)
-    }
-}
-
-impl std::error::Error for PathError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+    Error::io("file", format!("{what} {}", path.display()), error)
 }
 
 impl LocalFileCache {
@@ -279,7 +255,7 @@ impl LocalFileCache {
                     .metadata()
                     .map_err(|e| io_error("cannot stat", &path, e))?;
                 if metadata.len() > ac_serde::codec::MAX_INFLATED {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "{}: {} bytes, more than an entry may hold",
                         path.display(),
                         metadata.len()
@@ -300,7 +276,14 @@ impl LocalFileCache {
             self.inner.compression,
         )
         .map_err(|e| match e {
-            Error::Corrupt(why) => Error::Corrupt(format!("{}: {why}", path.display())),
+            Error::Corrupt {
+                reason,
+                source: Some(source),
+                ..
+            } => Error::corrupt_caused_by(format!("{}: {reason}", path.display()), source),
+            Error::Corrupt { reason, .. } => {
+                Error::corrupt(format!("{}: {reason}", path.display()))
+            }
             other => other,
         })?;
         let live = is_live(&metadata, entry.fresh_until, self.inner.clock.now());

@@ -169,19 +169,18 @@ impl InMemCacheBuilder {
     /// A zero bound, or a weigher without `max_weight`.
     pub fn build(self) -> Result<InMemCache, Error> {
         if self.max_entries == Some(0) {
-            return Err(Error::InvalidConfig(
-                "InMemCache max_entries must be at least 1".into(),
+            return Err(Error::invalid_config(
+                "InMemCache max_entries must be at least 1",
             ));
         }
         if self.max_weight == Some(0) {
-            return Err(Error::InvalidConfig(
-                "InMemCache max_weight must be at least 1".into(),
+            return Err(Error::invalid_config(
+                "InMemCache max_weight must be at least 1",
             ));
         }
         if self.weigher.is_some() && self.max_weight.is_none() {
-            return Err(Error::InvalidConfig(
-                "InMemCache weigher given without max_weight: set max_weight to bound by weight"
-                    .into(),
+            return Err(Error::invalid_config(
+                "InMemCache weigher given without max_weight: set max_weight to bound by weight",
             ));
         }
         Ok(InMemCache {

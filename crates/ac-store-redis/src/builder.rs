@@ -121,19 +121,19 @@ impl RedisCacheBuilder {
     pub fn build(self) -> Result<RedisCache, Error> {
         let target = redact(&self.url);
         if self.pool_size == 0 {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "RedisCache for {target}: pool size must be at least 1"
             )));
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "RedisCache for {target}: timeouts must be positive"
             )));
         }
         let tls = wants_tls(&self.url);
         #[cfg(not(feature = "tls"))]
         if tls {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "RedisCache for {target}: the URL asks for TLS, but this build has no TLS \
                  support; enable the `redis-tls` feature of advanced-caching (feature `tls` \
                  of ac-store-redis). Refusing rather than connecting in plaintext"
@@ -154,21 +154,22 @@ impl RedisCacheBuilder {
                 c.max_command_attempts = 2;
             })
             .with_performance_config(|p| p.default_command_timeout = self.timeout);
-        let pool = builder.build_pool(self.pool_size).map_err(|e| {
-            Error::InvalidConfig(format!("RedisCache for {target}: {}", e.details()))
-        })?;
+        let pool = builder
+            .build_pool(self.pool_size)
+            .map_err(|e| Error::invalid_config_caused_by(format!("RedisCache for {target}"), e))?;
         let runtime = runtime()?;
+        // The store follows the connection events from the first attempt
+        // on, so that a refused first connection is the recorded cause of
+        // the outage.
+        let store = RedisCache::from_pool_on(pool.clone(), runtime.clone(), target, self.timeout);
         {
             let _enter = runtime.enter();
             let _connections = pool.connect();
         }
-        let waiting = pool.clone();
         let wait = self.connect_timeout;
-        let connected =
-            ac_core::block_on(runtime.spawn(async move {
-                tokio::time::timeout(wait, waiting.wait_for_connect()).await
-            }));
-        let store = RedisCache::from_pool_on(pool, runtime, target, self.timeout);
+        let connected = ac_core::block_on(
+            runtime.spawn(async move { tokio::time::timeout(wait, pool.wait_for_connect()).await }),
+        );
         if !matches!(connected, Ok(Ok(Ok(())))) && store.health.lost().is_some() {
             tracing::warn!(
                 target: "advanced_caching::redis",
@@ -192,7 +193,7 @@ impl RedisCacheBuilder {
         };
         if !tls {
             if custom.is_some() {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::invalid_config(format!(
                     "RedisCache for {target}: TLS settings were given but the URL does not \
                      use TLS; use rediss:// (or drop the TLS settings)"
                 )));
@@ -211,7 +212,7 @@ impl RedisCacheBuilder {
         }
         if !config.uses_tls() {
             // fred takes `rediss+unix://` for a plain unix socket.
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "RedisCache for {target}: the URL asks for TLS, which fred does not do over a \
                  unix socket; use redis+unix:// (local, no TLS needed) or a rediss:// host"
             )));
@@ -236,18 +237,21 @@ fn roots_config(pem: &[u8], target: &str) -> Result<Arc<fred::rustls::ClientConf
     use fred::rustls::pki_types::CertificateDer;
     use fred::rustls::pki_types::pem::PemObject as _;
     use fred::rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider};
-    let invalid = |what: String| Error::InvalidConfig(format!("RedisCache for {target}: {what}"));
+    let invalid = |what: &str, source: ac_core::BoxError| {
+        Error::invalid_config_caused_by(format!("RedisCache for {target}: {what}"), source)
+    };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| invalid(format!("cannot read the CA certificates: {e}")))?;
+        let cert = cert.map_err(|e| invalid("cannot read the CA certificates", e.into()))?;
         roots
             .add(cert)
-            .map_err(|e| invalid(format!("unusable CA certificate: {e}")))?;
+            .map_err(|e| invalid("unusable CA certificate", e.into()))?;
     }
     if roots.is_empty() {
-        return Err(invalid(
-            "no certificate in the CA PEM (expected -----BEGIN CERTIFICATE----- blocks)".into(),
-        ));
+        return Err(Error::invalid_config(format!(
+            "RedisCache for {target}: no certificate in the CA PEM (expected -----BEGIN \
+             CERTIFICATE----- blocks)"
+        )));
     }
     // The process-wide provider if the application installed one, else
     // ring (what the `tls` feature compiles in).
@@ -256,7 +260,7 @@ fn roots_config(pem: &[u8], target: &str) -> Result<Arc<fred::rustls::ClientConf
         .unwrap_or_else(|| Arc::new(fred::rustls::crypto::ring::default_provider()));
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(format!("TLS setup: {e}")))?
+        .map_err(|e| invalid("TLS setup", e.into()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -264,7 +268,7 @@ fn roots_config(pem: &[u8], target: &str) -> Result<Arc<fred::rustls::ClientConf
 
 /// The process-wide runtime that drives every `RedisCache`'s connections.
 fn runtime() -> Result<tokio::runtime::Handle, Error> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -272,11 +276,27 @@ fn runtime() -> Result<tokio::runtime::Handle, Error> {
                 .thread_name("ac-redis")
                 .enable_all()
                 .build()
-                .map_err(|e| e.to_string())
         })
         .as_ref()
         .map(|rt| rt.handle().clone())
-        .map_err(|e| Error::store(NAME, format!("cannot start the Redis runtime: {e}")))
+        .map_err(|e| Error::store(NAME, NoRuntime(e)))
+}
+
+/// The store's runtime could not start; the source is why (kept once for
+/// the process, so borrowed).
+#[derive(Debug)]
+struct NoRuntime(&'static std::io::Error);
+
+impl fmt::Display for NoRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot start the Redis runtime: {}", self.0)
+    }
+}
+
+impl std::error::Error for NoRuntime {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0)
+    }
 }
 
 /// Reads a Redis URL into fred's [`Config`] without connecting: the first
@@ -288,11 +308,10 @@ fn runtime() -> Result<tokio::runtime::Handle, Error> {
 #[doc(hidden)]
 pub fn config_from_url(url: &str) -> Result<Config, Error> {
     Config::from_url(url).map_err(|e| {
-        Error::InvalidConfig(format!(
-            "RedisCache: cannot read Redis URL {}: {}",
-            redact(url),
-            e.details()
-        ))
+        Error::invalid_config_caused_by(
+            format!("RedisCache: cannot read Redis URL {}", redact(url)),
+            e,
+        )
     })
 }
 
@@ -366,6 +385,7 @@ impl RedisCache {
             },
             target: target.into(),
             health: Health::default(),
+            last_outage: crate::health::LastOutage::default(),
         };
         store.watch_connections();
         store
@@ -404,7 +424,7 @@ mod tests {
     fn bad_url_is_a_config_error_without_the_password() {
         let err = RedisCache::from_url("redis://user:hunter2@[bad").unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::InvalidConfig(_)), "{text}");
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(
             RedisCache::builder("redis://h")

@@ -166,7 +166,7 @@ impl Store for RedisCache {
 
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
         if self.prefix.is_empty() {
-            return Box::pin(std::future::ready(Err(Error::InvalidConfig(
+            return Box::pin(std::future::ready(Err(Error::invalid_config(
                 "RedisCache::clear refuses to run without a prefix: it would delete every key \
                  in the database; set .prefix(..)"
                     .to_owned(),

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ac_core::Error;
@@ -12,8 +13,96 @@ use futures_util::future::Either;
 
 use crate::{NAME, RedisCache};
 
+/// Why a command of a [`RedisCache`] got no answer from Redis, where fred
+/// reported no error of its own: the [`source`](std::error::Error::source)
+/// of a transient [`Error::Store`]. (Where fred did report one, that
+/// `fred::error::Error` is the source instead.)
+///
+/// ```
+/// # fn check(error: &ac_core::Error) {
+/// use std::error::Error as _;
+/// use ac_store_redis::Unavailable;
+///
+/// if let Some(Unavailable::Down { .. }) = error.source().and_then(|s| s.downcast_ref()) {
+///     // Redis was already known to be down: the command was not sent.
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// The connection is being re-established.
+    NotConnected,
+    /// No answer within this deadline (the command timeout times the
+    /// round trips the operation needs).
+    NoAnswer(Duration),
+    /// Another command saw Redis fail while this one waited for its answer.
+    WentDown,
+    /// Redis was known to be down, so the command was not sent: it will be
+    /// once a probe (`PING`) answers.
+    Down {
+        /// The failure that took Redis down (a `fred::error::Error`, or
+        /// another `Unavailable`), if known; its
+        /// [`source`](std::error::Error::source).
+        cause: Option<Cause>,
+    },
+}
+
+/// The failure behind [`Unavailable::Down`].
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotConnected => f.write_str("not connected to Redis (reconnecting)"),
+            Self::NoAnswer(deadline) => write!(f, "no answer from Redis within {deadline:?}"),
+            Self::WentDown => f.write_str("Redis went down while the command was in flight"),
+            Self::Down { cause: None } => {
+                f.write_str("Redis is down: skipped until a probe answers")
+            }
+            Self::Down { cause: Some(cause) } => {
+                write!(f, "Redis is down ({cause}): skipped until a probe answers")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Unavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // The cause itself, not its `Arc`, so it downcasts to its type.
+            Self::Down { cause: Some(cause) } => Some(&**cause),
+            _ => None,
+        }
+    }
+}
+
+/// The last failure that showed Redis unavailable, for [`Unavailable::Down`].
+#[derive(Clone, Default)]
+pub(crate) struct LastOutage(Arc<Mutex<Option<Cause>>>);
+
+impl LastOutage {
+    fn record(&self, cause: Cause) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(cause);
+    }
+
+    fn get(&self) -> Option<Cause> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A fred error as the store error it is: transient when Redis was not
+/// reached or did not answer ([`is_unavailable`]), otherwise not (Redis
+/// answered with an error). The fred error is the source.
 fn redis_error(error: fred::error::Error) -> Error {
-    Error::store(NAME, error.to_string())
+    if is_unavailable(&error) {
+        Error::unavailable(NAME, error)
+    } else {
+        Error::store(NAME, error)
+    }
 }
 
 /// Whether `error` says Redis could not be reached or did not answer, as
@@ -67,11 +156,13 @@ impl RedisCache {
         for client in self.pool.clients() {
             let mut errors = client.error_rx();
             let (health, target) = (self.health.clone(), self.target.clone());
+            let outage = self.last_outage.clone();
             self.runtime.spawn(async move {
                 use tokio::sync::broadcast::error::RecvError;
                 loop {
                     match errors.recv().await {
                         Ok((error, _server)) => {
+                            outage.record(Arc::new(error.clone()));
                             if let Some(transition) = health.lost() {
                                 log_transition(&target, transition, &error);
                             }
@@ -159,44 +250,49 @@ impl RedisCache {
                 .unwrap_or(Duration::from_secs(1))
                 .saturating_mul(commands.max(1));
             let (health, target) = (self.health.clone(), self.target.clone());
+            let outage = self.last_outage.clone();
             self.runtime.spawn(async move {
-                let unavailable = |why: String| {
+                // A failure for want of Redis: turns the health down, and
+                // is what later skipped calls report as the cause.
+                let unavailable = |cause: Cause| {
                     if let Some(transition) = health.failed(ticket) {
-                        log_transition(&target, transition, &why);
+                        log_transition(&target, transition, &cause);
                     }
-                    Error::store(NAME, why)
+                    outage.record(cause.clone());
+                    Error::unavailable(NAME, cause)
                 };
                 if !connected {
-                    return Err(unavailable("not connected to Redis (reconnecting)".into()));
+                    return Err(unavailable(Arc::new(Unavailable::NotConnected)));
                 }
                 let answer = std::pin::pin!(tokio::time::timeout(deadline, command(client)));
                 let down = std::pin::pin!(health.went_down(ticket));
                 match futures_util::future::select(answer, down).await {
                     Either::Left((Ok(Ok(value)), _)) => Ok(value),
                     Either::Left((Ok(Err(error)), _)) if is_unavailable(&error) => {
-                        Err(unavailable(error.to_string()))
+                        Err(unavailable(Arc::new(error)))
                     }
                     Either::Left((Ok(Err(error)), _)) => Err(redis_error(error)),
-                    Either::Left((Err(_), _)) => Err(unavailable(format!(
-                        "no answer from Redis within {deadline:?}"
-                    ))),
-                    Either::Right(((), _)) => Err(Error::store(
-                        NAME,
-                        "Redis went down while the command was in flight",
-                    )),
+                    Either::Left((Err(_), _)) => {
+                        Err(unavailable(Arc::new(Unavailable::NoAnswer(deadline))))
+                    }
+                    Either::Right(((), _)) => Err(Error::unavailable(NAME, Unavailable::WentDown)),
                 }
             })
         });
+        let skipped = task.is_none().then(|| self.last_outage.get());
         async move {
-            match task {
-                None => Err(Error::store(
-                    NAME,
-                    "Redis is down: skipped until a probe answers",
-                )),
-                Some(task) => match task.await {
+            match (task, skipped) {
+                (Some(task), _) => match task.await {
                     Ok(result) => result,
-                    Err(join) => Err(Error::store(NAME, format!("Redis task failed: {join}"))),
+                    // The runtime is shutting down, or the command panicked.
+                    Err(join) => Err(Error::store(NAME, join)),
                 },
+                (None, cause) => Err(Error::unavailable(
+                    NAME,
+                    Unavailable::Down {
+                        cause: cause.flatten(),
+                    },
+                )),
             }
         }
     }

@@ -61,6 +61,7 @@ use ac_core::health::Health;
 use fred::prelude::{Options, Pool};
 
 pub use builder::{RedisCacheBuilder, config_from_url};
+pub use health::{Cause, Unavailable};
 pub use redact::redact_url;
 
 /// The store's name in logs, errors and metrics.
@@ -88,6 +89,8 @@ pub struct RedisCache {
     target: Arc<str>,
     /// Whether Redis answers: calls skip it while it does not.
     health: Health,
+    /// What last showed Redis unavailable: the cause skipped calls report.
+    last_outage: health::LastOutage,
 }
 
 impl fmt::Debug for RedisCache {

@@ -119,7 +119,7 @@ fn clear_without_prefix_refuses_and_prefix_globs_are_literal() {
     let bare = RedisCache::from_url(&server.url()).unwrap();
     block_on(bare.set("keep", entry(1u32), None)).unwrap();
     let err = block_on(bare.clear()).unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
     assert!(err.to_string().contains("prefix"), "{err}");
     assert_eq!(get_u32(&bare, "keep").unwrap(), Some(1), "nothing deleted");
 
@@ -139,7 +139,7 @@ fn corrupt_and_foreign_bytes_are_errors_not_panics() {
     let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
     server.cli(&["set", "p:garbage", "xyz"]);
     let err = get_u32(&store, "garbage").unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
     // Another serializer's bytes: a serializer error naming the format.
     let msgpack = RedisCache::from_url(&server.url())

@@ -17,7 +17,7 @@ const TLS_URLS: &[&str] = &[
 
 fn config_error(result: Result<RedisCache, Error>) -> String {
     match result {
-        Err(Error::InvalidConfig(message)) => {
+        Err(Error::InvalidConfig { message, .. }) => {
             assert!(!message.contains("hunter2"), "{message}");
             message
         }

@@ -139,7 +139,7 @@ impl IntoSeconds for Duration {
 /// Checks a seconds value from a builder: finite or `+inf`, not negative.
 pub fn check_seconds(what: &str, secs: f64) -> Result<f64, crate::Error> {
     if secs.is_nan() || secs < 0.0 {
-        return Err(crate::Error::InvalidConfig(format!(
+        return Err(crate::Error::invalid_config(format!(
             "{what} must be a non-negative number of seconds, got {secs}"
         )));
     }
