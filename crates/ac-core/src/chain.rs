@@ -165,6 +165,9 @@ async fn on_each<'a>(
     first_error.map_or(Ok(()), Err)
 }
 
+// Every method is forwarded: a defaulted one would bypass the levels'
+// own (a Redis level's MGET, say).
+#[deny(clippy::missing_trait_methods)]
 impl Store for ChainCache {
     fn name(&self) -> &'static str {
         "chain"
@@ -259,6 +262,97 @@ impl Store for ChainCache {
         Box::pin(async move {
             self.invalidations.fetch_add(1, Ordering::AcqRel);
             on_each(self.levels.iter().rev(), |(store, _)| store.clear()).await
+        })
+    }
+
+    /// One batch per level, for the keys no faster level answered with a
+    /// fresh entry; backfills and stale entries as [`Store::get`] does for
+    /// one key. Fails only if a level failed and some key found no entry.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Vec<Option<Entry>>, Error>> {
+        Box::pin(async move {
+            let seen = self.invalidations.load(Ordering::Acquire);
+            let now = self.clock.now();
+            let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
+            // Indexes (into `keys`) still without a fresh entry.
+            let mut pending: Vec<usize> = (0..keys.len()).collect();
+            let mut backfilled: Vec<(usize, usize)> = Vec::new();
+            let mut first_error = None;
+            for (index, (store, _)) in self.levels.iter().enumerate() {
+                if pending.is_empty() {
+                    break;
+                }
+                let asked: Vec<&str> = pending.iter().map(|&i| keys[i]).collect();
+                let answers = match store.get_many(&asked, decoder).await {
+                    Ok(answers) if answers.len() == asked.len() => answers,
+                    Ok(answers) => {
+                        first_error.get_or_insert(Error::store(
+                            store.name(),
+                            format!(
+                                "get_many answered {} entries for {} keys",
+                                answers.len(),
+                                asked.len()
+                            ),
+                        ));
+                        continue;
+                    }
+                    // A failing level is skipped: a slower one may answer.
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                };
+                let mut still = Vec::with_capacity(pending.len());
+                for (&key_index, answer) in pending.iter().zip(answers) {
+                    let Some(entry) = answer else {
+                        still.push(key_index);
+                        continue;
+                    };
+                    if !entry.is_fresh(now) {
+                        found[key_index].get_or_insert(entry);
+                        still.push(key_index);
+                        continue;
+                    }
+                    if index > 0 {
+                        let remaining = Duration::try_from_secs_f64(entry.fresh_until - now).ok();
+                        let _ = self
+                            .write_levels(keys[key_index], &entry, remaining, index)
+                            .await;
+                        backfilled.push((key_index, index));
+                    }
+                    found[key_index] = Some(entry);
+                }
+                pending = still;
+            }
+            if !backfilled.is_empty() && self.invalidations.load(Ordering::Acquire) != seen {
+                // Deleted or cleared meanwhile: take the copies back.
+                for (key_index, upto) in backfilled {
+                    let key = keys[key_index];
+                    let _ = on_each(&self.levels[..upto], |(store, _)| store.delete(key)).await;
+                }
+            }
+            match first_error {
+                Some(error) if pending.iter().any(|&i| found[i].is_none()) => Err(error),
+                _ => Ok(found),
+            }
+        })
+    }
+
+    /// One batch per level, each for its level TTL bounded by `ttl`; every
+    /// level is attempted, the first error returned.
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(&'a str, Entry)>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            on_each(self.levels.iter(), |(store, level_ttl)| {
+                store.set_many(entries.clone(), Self::level_ttl(*level_ttl, ttl))
+            })
+            .await
         })
     }
 

@@ -248,3 +248,92 @@ fn misconfigured_chains_are_refused() {
     let err = HybridCache::new(mem(&clock), mem(&clock), Duration::ZERO).unwrap_err();
     assert!(err.to_string().contains("level 1 is zero"), "{err}");
 }
+
+/// The values `get_many` on `store` finds for `keys`.
+fn get_many(store: &dyn Store, keys: &[&str]) -> Vec<Option<u32>> {
+    block_on(store.get_many(keys, &TypedDecoder::<u32>::new()))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.map(|e| *e.value.downcast_ref::<u32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_chain_s_batches_reach_the_redis_level_as_batches() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let l1 = Arc::new(mem(&clock));
+    let l2 = Arc::new(redis(&server, "b:"));
+    let chain = ChainCache::new([l1.clone().into_store(), l2.clone().into_store()])
+        .unwrap()
+        .clock(clock.clone());
+    let names: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Half the keys only in Redis, a quarter in both, the rest nowhere.
+    let in_redis: Vec<(&str, Entry)> = keys[..30]
+        .iter()
+        .zip(0u32..)
+        .map(|(key, i)| (*key, entry(i, T0 + 60.0)))
+        .collect();
+    block_on(l2.set_many(in_redis, Some(SECS(60)))).unwrap();
+    for (i, key) in keys[20..30].iter().enumerate() {
+        block_on(l1.set(key, entry(20 + i as u32, T0 + 60.0), Some(SECS(60)))).unwrap();
+    }
+    let (mgets, gets) = (server.command_calls("mget"), server.command_calls("get"));
+    let found = get_many(&chain, &keys);
+    let expected: Vec<Option<u32>> = (0..40).map(|i| (i < 30).then_some(i)).collect();
+    assert_eq!(found, expected);
+    assert_eq!(
+        (
+            server.command_calls("mget") - mgets,
+            server.command_calls("get") - gets
+        ),
+        (1, 0),
+        "one MGET for the keys L1 did not have, no single GETs"
+    );
+    // The Redis hits were backfilled: now L1 answers, except the misses.
+    for key in &keys[..20] {
+        assert_eq!(local(&*l1, key), Local::Found, "{key} backfilled");
+    }
+    let found = get_many(&chain, &keys[..30]);
+    assert_eq!(found, expected[..30]);
+    assert_eq!(
+        server.command_calls("mget") - mgets,
+        1,
+        "all in L1: Redis not asked"
+    );
+
+    // Writes: one batch into each level, each with its TTL.
+    let sets = server.command_calls("set");
+    let batch: Vec<(&str, Entry)> = ["w1", "w2", "w3"]
+        .into_iter()
+        .zip(0u32..)
+        .map(|(key, i)| (key, entry(100 + i, T0 + 60.0)))
+        .collect();
+    block_on(chain.set_many(batch, Some(SECS(60)))).unwrap();
+    assert_eq!(server.command_calls("set") - sets, 3);
+    assert!((1..=60_000).contains(&server.pttl("b:w2")));
+    assert_eq!(local(&*l1, "w3"), Local::Found);
+    assert_eq!(get(&*l2, "w1"), Some(100));
+}
+
+#[test]
+fn a_chain_s_get_many_skips_a_down_level_and_fails_only_for_unanswered_keys() {
+    let mut server = RedisServer::start();
+    let clock = ManualClock::new(T0);
+    let l1 = Arc::new(mem(&clock));
+    let chain = ChainCache::new([l1.clone().into_store(), redis(&server, "d:").into_store()])
+        .unwrap()
+        .clock(clock.clone());
+    block_on(chain.set("a", entry(1, T0 + 60.0), Some(SECS(60)))).unwrap();
+    block_on(chain.set("b", entry(2, T0 + 60.0), Some(SECS(60)))).unwrap();
+    server.stop();
+    assert_eq!(
+        get_many(&chain, &["a", "b"]),
+        vec![Some(1), Some(2)],
+        "L1 answers without L2"
+    );
+    let error = block_on(chain.get_many(&["a", "missing"], &TypedDecoder::<u32>::new()))
+        .expect_err("L2 might have held `missing`: its failure is the answer");
+    assert!(error.is_transient(), "{error}");
+}
