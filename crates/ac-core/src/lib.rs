@@ -10,7 +10,8 @@
 //! - [`MetricsCollector`]: where hits, misses and errors go; [`NullMetrics`]
 //!   is the default and costs nothing.
 //! - [`CachePolicy`]: TTL, stale-while-revalidate and single flight.
-//! - [`ChainCache`] / [`HybridCache`]: stores stacked fastest first.
+//! - [`ChainCache`]: stores stacked fastest first ([`ChainCache::hybrid`]:
+//!   the two-level in-memory + shared-store case).
 //!
 //! This crate does no I/O and needs no async runtime. Applications use the
 //! `advanced-caching` facade; backend authors depend on this crate alone.
@@ -31,7 +32,7 @@ pub mod scheduler;
 mod serializer;
 mod store;
 
-pub use chain::{ChainCache, HybridCache};
+pub use chain::{ChainCache, ChainCacheBuilder};
 pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, ManualClock, PreciseClock};
 pub use entry::{CacheValue, Decoder, Entry, TypedDecoder, Value};
 pub use error::{BoxError, Error, Result, io_is_transient};

@@ -79,7 +79,11 @@ fn with_own_copy(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Result<Arc<d
     let own = InMemCache::builder()
         .shared_clock(Arc::clone(clock))
         .build()?;
-    let chain = ChainCache::new([own.into_store(), Arc::clone(store)])?.clock(Arc::clone(clock));
+    let chain = ChainCache::builder()
+        .level(own)
+        .level(Arc::clone(store))
+        .clock(Arc::clone(clock))
+        .build()?;
     Ok(chain.into_store())
 }
 

@@ -7,9 +7,9 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, CacheValue, ChainCache, Clock, CoarseClock, Decoder, Entry, Error, HybridCache,
-    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock, MetricsCollector, NULL_METRICS,
-    NullMetrics, Result, Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
+    BoxFuture, CacheValue, ChainCache, ChainCacheBuilder, Clock, CoarseClock, Decoder, Entry,
+    Error, IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock, MetricsCollector,
+    NULL_METRICS, NullMetrics, Result, Scheduler, Serializer, Store, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
@@ -29,7 +29,7 @@ pub use ac_sched::ThreadScheduler;
 #[cfg(feature = "tokio")]
 pub use ac_sched::TokioScheduler;
 #[cfg(feature = "file")]
-pub use ac_store_file::LocalFileCache;
+pub use ac_store_file::{LocalFileCache, LocalFileCacheBuilder};
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
 #[cfg(feature = "redis")]
 pub use ac_store_redis::{RedisCache, RedisCacheBuilder};

@@ -34,7 +34,7 @@ fn io_kind(error: &Error) -> Option<io::ErrorKind> {
 fn a_removed_directory_fails_writes_with_not_found_and_reads_miss() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache");
-    let cache = LocalFileCache::new(&path).unwrap();
+    let cache = LocalFileCache::builder(&path).build().unwrap();
     block_on(cache.set("k", entry(1), None)).unwrap();
     fs::remove_dir_all(&path).unwrap();
     let error = block_on(cache.set("k", entry(2), None)).unwrap_err();
@@ -56,7 +56,9 @@ fn a_directory_that_is_a_file_is_refused_at_construction() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain");
     fs::write(&file, b"x").unwrap();
-    let error = LocalFileCache::new(file.join("cache")).unwrap_err();
+    let error = LocalFileCache::builder(file.join("cache"))
+        .build()
+        .unwrap_err();
     assert!(io_kind(&error).is_some(), "{error:?}");
     assert!(!error.is_transient(), "{error}");
 }
@@ -95,7 +97,7 @@ impl Drop for Writable<'_> {
 #[test]
 fn a_read_only_directory_fails_writes_with_its_io_error_not_transient() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     block_on(cache.set("kept", entry(1), None)).unwrap();
     let _writable_again = Writable(dir.path());
     assert!(
@@ -122,7 +124,7 @@ fn a_read_only_directory_fails_writes_with_its_io_error_not_transient() {
 #[test]
 fn corrupt_entries_are_not_transient_and_keep_the_decoder_s_error() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     fs::write(cache.path_of("plain"), b"not gzip at all").unwrap();
     let error = get(&cache, "plain").unwrap_err();
     assert!(matches!(error, Error::Corrupt { .. }), "{error}");

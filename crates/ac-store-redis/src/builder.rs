@@ -1,30 +1,51 @@
-//! [`RedisCacheBuilder`]: URL, pool, timeouts and TLS, and the store's
-//! runtime.
+//! [`RedisCacheBuilder`]: URL, key prefix, serializer, pool, timeouts and
+//! TLS, and the store's runtime.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ac_core::Error;
 use ac_core::health::Health;
-use fred::prelude::{Builder, ClientLike, Config, Options, Pool, ReconnectPolicy};
+use ac_core::{Error, Serializer};
+use fred::prelude::{Builder, ClientLike, Config, Options, ReconnectPolicy};
 
 use crate::redact::redact;
 use crate::{NAME, RedisCache};
 
 /// Builds a [`RedisCache`] from a URL: `redis://`, `rediss://` (feature
 /// `tls`), `redis-cluster://h:p?node=h:p&node=…`, `redis-sentinel://…`
-/// or `redis+unix:///path/to/socket`, as fred's
-/// [`Config::from_url`](fred::types::config::Config::from_url) reads them.
+/// or `redis+unix:///path/to/socket`, as fred reads them.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ac_store_redis::RedisCache;
+///
+/// let store = RedisCache::builder("redis://127.0.0.1:6379/0")
+///     .prefix("myapp:")
+///     .serializer(ac_serde::Json)
+///     .pool_size(4)
+///     .timeout(Duration::from_millis(250))
+///     .build()?;
+/// # drop(store);
+/// # Ok::<(), ac_core::Error>(())
+/// ```
+#[must_use]
 #[derive(Clone)]
 pub struct RedisCacheBuilder {
     url: String,
+    prefix: String,
+    serializer: Arc<dyn Serializer>,
+    dedupe_writes: bool,
     pool_size: usize,
     timeout: Duration,
     connect_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: TlsTrust,
+    fred_escape_hatch: Option<FredHatch>,
 }
+
+/// What [`RedisCacheBuilder::fred_escape_hatch`] was given.
+type FredHatch = Arc<dyn Fn(&mut Builder) + Send + Sync>;
 
 /// Whom a `rediss://` connection trusts.
 #[cfg(feature = "tls")]
@@ -54,16 +75,43 @@ impl fmt::Debug for RedisCacheBuilder {
         let mut debug = f.debug_struct("RedisCacheBuilder");
         debug
             .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("serializer", &self.serializer.name())
+            .field("dedupe_writes", &self.dedupe_writes)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout);
         #[cfg(feature = "tls")]
         debug.field("tls", &self.tls);
-        debug.finish()
+        debug
+            .field("fred_escape_hatch", &self.fred_escape_hatch.is_some())
+            .finish()
     }
 }
 
 impl RedisCacheBuilder {
+    /// Prepends `prefix` to every key (as the Python package does). Give
+    /// each application or cache its own prefix: `clear()` removes exactly
+    /// the keys under it, and refuses to run without one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The serializer of values (default JSON, which Python reads).
+    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// When on, a write first reads the key and, if Redis already holds
+    /// the same bytes, only extends its expiry (saves bandwidth and
+    /// replication traffic for large, rarely changing values). Default off.
+    pub fn dedupe_writes(mut self, dedupe: bool) -> Self {
+        self.dedupe_writes = dedupe;
+        self
+    }
+
     /// Connections in the pool (round-robin); default 2.
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
@@ -97,10 +145,42 @@ impl RedisCacheBuilder {
 
     /// For a `rediss://` URL: the whole rustls client configuration (client
     /// certificates, custom roots or verification), in place of the system's
-    /// roots.
+    /// roots. [`rustls`](crate::rustls) is re-exported, in the version the
+    /// store uses.
     #[cfg(feature = "tls")]
-    pub fn tls_client_config(mut self, config: fred::rustls::ClientConfig) -> Self {
+    pub fn tls_client_config(mut self, config: crate::rustls::ClientConfig) -> Self {
         self.tls = TlsTrust::Config(Arc::new(config));
+        self
+    }
+
+    /// **Escape hatch** to [fred](https://docs.rs/fred), the Redis client
+    /// underneath: `configure` gets fred's `Builder` after this builder has
+    /// applied its settings and before the pool is created, to set what
+    /// this builder does not offer (a credentials provider, a custom TLS
+    /// connector, fred's performance or reconnection settings...).
+    ///
+    /// This is the only place fred's types show in this crate's API, and
+    /// it follows fred's versions, not this crate's: a fred upgrade may
+    /// break code that uses it. The store's guarantees (fail-fast commands,
+    /// the outage handling, refusing plaintext for a TLS URL) assume the
+    /// settings it made; overriding those is at your own risk.
+    ///
+    /// ```no_run
+    /// use ac_store_redis::RedisCache;
+    ///
+    /// let store = RedisCache::builder("redis://127.0.0.1:6379/0")
+    ///     .fred_escape_hatch(|fred| {
+    ///         fred.with_config(|config| config.database = Some(2));
+    ///     })
+    ///     .build()?;
+    /// # drop(store);
+    /// # Ok::<(), ac_core::Error>(())
+    /// ```
+    pub fn fred_escape_hatch(
+        mut self,
+        configure: impl Fn(&mut fred::types::Builder) + Send + Sync + 'static,
+    ) -> Self {
+        self.fred_escape_hatch = Some(Arc::new(configure));
         self
     }
 
@@ -154,6 +234,9 @@ impl RedisCacheBuilder {
                 c.max_command_attempts = 2;
             })
             .with_performance_config(|p| p.default_command_timeout = self.timeout);
+        if let Some(configure) = &self.fred_escape_hatch {
+            configure(&mut builder);
+        }
         let pool = builder
             .build_pool(self.pool_size)
             .map_err(|e| Error::invalid_config_caused_by(format!("RedisCache for {target}"), e))?;
@@ -161,7 +244,22 @@ impl RedisCacheBuilder {
         // The store follows the connection events from the first attempt
         // on, so that a refused first connection is the recorded cause of
         // the outage.
-        let store = RedisCache::from_pool_on(pool.clone(), runtime.clone(), target, self.timeout);
+        let store = RedisCache {
+            pool: pool.clone(),
+            runtime: runtime.clone(),
+            prefix: self.prefix.into(),
+            serializer: self.serializer,
+            dedupe_writes: self.dedupe_writes,
+            options: Options {
+                fail_fast: true,
+                timeout: Some(self.timeout),
+                ..Options::default()
+            },
+            target: target.into(),
+            health: Health::default(),
+            last_outage: crate::health::LastOutage::default(),
+        };
+        store.watch_connections();
         {
             let _enter = runtime.enter();
             let _connections = pool.connect();
@@ -300,12 +398,12 @@ impl std::error::Error for NoRuntime {
 }
 
 /// Reads a Redis URL into fred's [`Config`] without connecting: the first
-/// step of [`RedisCacheBuilder::build`], public for the fuzz targets.
+/// step of [`RedisCacheBuilder::build`], public (hidden, in
+/// [`fuzzing`](crate::fuzzing)) for the fuzz targets.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a URL fred cannot read; the message shows
-/// the URL as [`redact_url`] does, never the password.
-#[doc(hidden)]
+/// the URL as `redact_url` does, never the password.
 pub fn config_from_url(url: &str) -> Result<Config, Error> {
     Config::from_url(url).map_err(|e| {
         Error::invalid_config_caused_by(
@@ -316,79 +414,20 @@ pub fn config_from_url(url: &str) -> Result<Config, Error> {
 }
 
 impl RedisCache {
-    /// A store for `url`, with the default pool size and timeouts.
-    ///
-    /// # Errors
-    /// As [`RedisCacheBuilder::build`].
-    pub fn from_url(url: &str) -> Result<Self, Error> {
-        Self::builder(url).build()
-    }
-
-    /// A builder for `url`, to set the pool size and timeouts.
+    /// A builder for a store at `url`; see [`RedisCacheBuilder`].
     pub fn builder(url: impl Into<String>) -> RedisCacheBuilder {
         RedisCacheBuilder {
             url: url.into(),
+            prefix: String::new(),
+            serializer: Arc::new(ac_serde::Json),
+            dedupe_writes: false,
             pool_size: 2,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(2),
             #[cfg(feature = "tls")]
             tls: TlsTrust::System,
+            fred_escape_hatch: None,
         }
-    }
-
-    /// A store over a fred pool you built and connected yourself (any
-    /// topology, TLS, credentials provider...). A single
-    /// [`Client`](fred::clients::Client) becomes a pool with
-    /// `Pool::from_clients(vec![client])`.
-    ///
-    /// The pool's TLS is yours to check: fred's own `Config::from_url`
-    /// reads a `rediss://` URL as plaintext (with only a log line) when fred
-    /// was built without a TLS feature, and the resulting configuration
-    /// cannot tell. [`RedisCache::builder`] refuses such URLs.
-    ///
-    /// # Errors
-    /// If the store's runtime cannot start.
-    pub fn from_pool(pool: Pool) -> Result<Self, Error> {
-        let target = pool
-            .next()
-            .active_connections()
-            .into_iter()
-            .next()
-            .map(|server| server.to_string())
-            .unwrap_or_else(|| "redis".to_owned());
-        Ok(Self::from_pool_on(
-            pool,
-            runtime()?,
-            target,
-            Duration::from_secs(1),
-        ))
-    }
-
-    /// The store over `pool`, named `target` in `Debug`, with `timeout`
-    /// per command.
-    fn from_pool_on(
-        pool: Pool,
-        runtime: tokio::runtime::Handle,
-        target: String,
-        timeout: Duration,
-    ) -> Self {
-        let store = Self {
-            pool,
-            runtime,
-            prefix: Arc::from(""),
-            serializer: Arc::new(ac_serde::Json),
-            dedupe_writes: false,
-            options: Options {
-                fail_fast: true,
-                timeout: Some(timeout),
-                ..Options::default()
-            },
-            target: target.into(),
-            health: Health::default(),
-            last_outage: crate::health::LastOutage::default(),
-        };
-        store.watch_connections();
-        store
     }
 }
 
@@ -422,7 +461,9 @@ mod tests {
 
     #[test]
     fn bad_url_is_a_config_error_without_the_password() {
-        let err = RedisCache::from_url("redis://user:hunter2@[bad").unwrap_err();
+        let err = RedisCache::builder("redis://user:hunter2@[bad")
+            .build()
+            .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{text}");
         assert!(!text.contains("hunter2"), "{text}");

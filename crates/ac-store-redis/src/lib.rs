@@ -40,9 +40,9 @@
 //! use ac_store_redis::RedisCache;
 //! # fn main() -> Result<(), ac_core::Error> {
 //! let store = RedisCache::builder("redis://127.0.0.1:6379/0")
+//!     .prefix("myapp:")
 //!     .pool_size(4)
-//!     .build()?
-//!     .prefix("myapp:");
+//!     .build()?;
 //! # let _ = store; Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -60,9 +60,20 @@ use ac_core::Serializer;
 use ac_core::health::Health;
 use fred::prelude::{Options, Pool};
 
-pub use builder::{RedisCacheBuilder, config_from_url};
+pub use builder::RedisCacheBuilder;
+/// The rustls of [`RedisCacheBuilder::tls_client_config`], in the version
+/// the store uses.
+#[cfg(feature = "tls")]
+pub use fred::rustls;
 pub use health::{Cause, Unavailable};
-pub use redact::redact_url;
+
+/// Internals public for the fuzz targets (`fuzz/`), not part of the API:
+/// they may change in any release.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::builder::config_from_url;
+    pub use crate::redact::redact_url;
+}
 
 /// The store's name in logs, errors and metrics.
 const NAME: &str = "redis";
@@ -73,10 +84,7 @@ const BATCH: usize = 512;
 /// A Redis (single node, cluster, sentinel or unix-socket) store.
 ///
 /// Cloning is cheap and shares the connections. Build one with
-/// [`RedisCache::from_url`], [`RedisCache::builder`] or, from a fred pool
-/// you configured yourself, [`RedisCache::from_pool`]; then set
-/// [`prefix`](Self::prefix), [`serializer`](Self::serializer) and
-/// [`dedupe_writes`](Self::dedupe_writes).
+/// [`RedisCache::builder`].
 #[derive(Clone)]
 pub struct RedisCache {
     pool: Pool,
@@ -107,33 +115,6 @@ impl fmt::Debug for RedisCache {
 }
 
 impl RedisCache {
-    /// Prepends `prefix` to every key (as the Python package does). Give
-    /// each application or cache its own prefix: `clear()` removes exactly
-    /// the keys under it.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into().into();
-        self
-    }
-
-    /// The serializer of values (default JSON).
-    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
-        self.serializer = Arc::new(serializer);
-        self
-    }
-
-    /// When on, a write first reads the key and, if Redis already holds
-    /// the same bytes, only extends its expiry (saves bandwidth and
-    /// replication traffic for large, rarely changing values).
-    pub fn dedupe_writes(mut self, dedupe: bool) -> Self {
-        self.dedupe_writes = dedupe;
-        self
-    }
-
-    /// The fred pool, for commands of your own.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// The Redis key under which `key` is stored.
     pub fn redis_key(&self, key: &str) -> String {
         let mut out = String::with_capacity(self.prefix.len() + key.len());

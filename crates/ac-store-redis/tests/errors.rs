@@ -42,9 +42,9 @@ fn refused() -> RedisCache {
     RedisCache::builder(&url)
         .connect_timeout(MS(300))
         .timeout(MS(300))
+        .prefix("e:")
         .build()
         .expect("an unreachable Redis is not a construction error")
-        .prefix("e:")
 }
 
 #[test]
@@ -75,9 +75,9 @@ fn a_killed_server_is_transient_and_the_cause_is_kept() {
     let mut server = RedisServer::start();
     let store = RedisCache::builder(server.url())
         .timeout(MS(300))
+        .prefix("e:")
         .build()
-        .unwrap()
-        .prefix("e:");
+        .unwrap();
     block_on(store.set("k", entry(1), None)).unwrap();
     server.stop();
     // Whatever the command meets (the lost connection, the reconnecting
@@ -109,7 +109,10 @@ fn a_killed_server_is_transient_and_the_cause_is_kept() {
 #[test]
 fn an_error_reply_is_not_transient_and_its_source_is_fred_s_error() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("e:");
+    let store = RedisCache::builder(server.url())
+        .prefix("e:")
+        .build()
+        .unwrap();
     server.cli(&["rpush", "e:list", "a"]);
     let error = get_u32(&store, "list").unwrap_err();
     assert!(!error.is_transient(), "WRONGTYPE will not pass: {error}");
@@ -126,13 +129,19 @@ fn an_error_reply_is_not_transient_and_its_source_is_fred_s_error() {
 #[test]
 fn corrupt_entries_are_not_transient_and_keep_the_decoder_s_error() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("e:");
+    let store = RedisCache::builder(server.url())
+        .prefix("e:")
+        .build()
+        .unwrap();
     server.cli(&["set", "e:short", "xyz"]);
     let error = get_u32(&store, "short").unwrap_err();
     assert!(matches!(error, Error::Corrupt { .. }), "{error}");
     assert!(!error.is_transient(), "{error}");
     // A valid header and a payload of another type: serde_json's error.
-    let text = RedisCache::from_url(&server.url()).unwrap().prefix("e:");
+    let text = RedisCache::builder(server.url())
+        .prefix("e:")
+        .build()
+        .unwrap();
     let entry = Entry::new(Value::new(String::from("text")), T + 60.0, T);
     block_on(text.set("text", entry, None)).unwrap();
     let error = get_u32(&store, "text").unwrap_err();
@@ -146,7 +155,9 @@ fn corrupt_entries_are_not_transient_and_keep_the_decoder_s_error() {
 
 #[test]
 fn a_bad_url_keeps_fred_s_error_without_the_password() {
-    let error = RedisCache::from_url("redis://user:hunter2@[bad").unwrap_err();
+    let error = RedisCache::builder("redis://user:hunter2@[bad")
+        .build()
+        .unwrap_err();
     assert!(matches!(error, Error::InvalidConfig { .. }), "{error}");
     assert!(!error.is_transient());
     assert!(

@@ -1,15 +1,17 @@
-//! [`ChainCache`]: N stores stacked fastest first, and [`HybridCache`], the
-//! two-level in-memory + shared-store convenience.
+//! [`ChainCache`]: N stores stacked fastest first, built with
+//! [`ChainCache::builder`], or [`ChainCache::hybrid`] for the two-level
+//! in-memory + shared-store case.
+
+mod builder;
+
+pub use builder::ChainCacheBuilder;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{
-    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, IntoStore, Local, Store,
-    Usage,
-};
+use crate::{BoxFuture, ClockReader, Decoder, Entry, Error, Local, Store, Usage};
 
 /// Stores stacked fastest first (L1 → L2 → … → Ln), itself a [`Store`].
 ///
@@ -35,13 +37,12 @@ use crate::{
 ///   backfill, so an invalidated value does not come back from L1.
 ///
 /// ```
-/// # use std::time::Duration;
 /// # use ac_core::{ChainCache, Store};
 /// # fn demo(l1: impl Store, l2: impl Store) -> Result<(), ac_core::Error> {
-/// let chain = ChainCache::build(
-///     [ac_core::IntoStore::into_store(l1), ac_core::IntoStore::into_store(l2)],
-///     [Some(Duration::from_secs(60)), None],
-/// )?;
+/// let chain = ChainCache::builder()
+///     .level_with_ttl(l1, 60) // L1 keeps entries at most 60 s
+///     .level(l2) // L2 keeps them for the caller's TTL
+///     .build()?;
 /// # let _ = chain; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -67,57 +68,9 @@ impl fmt::Debug for ChainCache {
 }
 
 impl ChainCache {
-    /// A chain of `levels`, fastest first, each with its level TTL (`None`:
-    /// the caller's TTL as is).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for no levels, a TTL count that differs
-    /// from the level count, or a zero level TTL.
-    pub fn build(
-        levels: impl IntoIterator<Item = Arc<dyn Store>>,
-        ttls: impl IntoIterator<Item = Option<Duration>>,
-    ) -> Result<Self, Error> {
-        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
-        let ttls: Vec<Option<Duration>> = ttls.into_iter().collect();
-        if levels.is_empty() {
-            return Err(Error::invalid_config("ChainCache needs at least one level"));
-        }
-        if ttls.len() != levels.len() {
-            return Err(Error::invalid_config(format!(
-                "ChainCache: {} level TTLs for {} levels; give one per level (None: the caller's TTL)",
-                ttls.len(),
-                levels.len()
-            )));
-        }
-        if let Some(level) = ttls.iter().position(|ttl| ttl.is_some_and(|t| t.is_zero())) {
-            return Err(Error::invalid_config(format!(
-                "ChainCache: the TTL of level {} is zero; use None for the caller's TTL",
-                level + 1
-            )));
-        }
-        Ok(Self {
-            levels: levels.into_iter().zip(ttls).collect(),
-            clock: ClockReader::new(Arc::new(CoarseClock::new())),
-            invalidations: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// A chain whose levels all keep the caller's TTL.
-    ///
-    /// # Errors
-    /// As [`ChainCache::build`].
-    pub fn new(levels: impl IntoIterator<Item = Arc<dyn Store>>) -> Result<Self, Error> {
-        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
-        let ttls = vec![None; levels.len()];
-        Self::build(levels, ttls)
-    }
-
-    /// The clock that decides freshness when choosing between levels and
-    /// how long backfills last (default: [`CoarseClock`], as cached
-    /// functions). Give it the clock the cached functions use.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = ClockReader::new(Arc::new(clock));
-        self
+    /// A builder: add levels fastest first, then [`build`](ChainCacheBuilder::build).
+    pub fn builder() -> ChainCacheBuilder {
+        ChainCacheBuilder::default()
     }
 
     /// The levels and their TTLs, fastest first.
@@ -381,52 +334,5 @@ impl Store for ChainCache {
 
     fn usage(&self) -> Option<Usage> {
         self.levels[0].0.usage()
-    }
-}
-
-/// The two-level cache of the seed: an in-process L1 kept `l1_ttl`, in
-/// front of a shared L2 (Redis, say) kept `l2_ttl` (default `2 × l1_ttl`).
-///
-/// A [`ChainCache`] of two levels; build it with [`HybridCache::new`] and
-/// use it as a store.
-///
-/// ```
-/// # use std::time::Duration;
-/// # fn demo(l1: impl ac_core::Store, l2: impl ac_core::Store) -> Result<(), ac_core::Error> {
-/// let hybrid = ac_core::HybridCache::new(l1, l2, Duration::from_secs(60))?;
-/// # let _ = hybrid; Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct HybridCache;
-
-impl HybridCache {
-    /// `l1` kept `l1_ttl`, `l2` kept `2 × l1_ttl` (both bounded by the
-    /// caller's TTL).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for a zero `l1_ttl`.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(
-        l1: impl IntoStore,
-        l2: impl IntoStore,
-        l1_ttl: Duration,
-    ) -> Result<ChainCache, Error> {
-        Self::with_l2_ttl(l1, l2, l1_ttl, l1_ttl.saturating_mul(2))
-    }
-
-    /// `l1` kept `l1_ttl`, `l2` kept `l2_ttl`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for a zero TTL.
-    pub fn with_l2_ttl(
-        l1: impl IntoStore,
-        l2: impl IntoStore,
-        l1_ttl: Duration,
-        l2_ttl: Duration,
-    ) -> Result<ChainCache, Error> {
-        ChainCache::build(
-            [l1.into_store(), l2.into_store()],
-            [Some(l1_ttl), Some(l2_ttl)],
-        )
     }
 }
