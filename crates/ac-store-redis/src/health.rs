@@ -94,6 +94,16 @@ impl LastOutage {
     }
 }
 
+/// An outage's cause, kept for later skipped calls, and the transient
+/// store error for the call that met it, whose source is `error` itself
+/// (not an `Arc` of it), so that it downcasts to its type.
+fn outage_of<E>(error: E) -> (Cause, Error)
+where
+    E: std::error::Error + Clone + Send + Sync + 'static,
+{
+    (Arc::new(error.clone()), Error::unavailable(NAME, error))
+}
+
 /// A fred error as the store error it is: transient when Redis was not
 /// reached or did not answer ([`is_unavailable`]), otherwise not (Redis
 /// answered with an error). The fred error is the source.
@@ -254,26 +264,26 @@ impl RedisCache {
             self.runtime.spawn(async move {
                 // A failure for want of Redis: turns the health down, and
                 // is what later skipped calls report as the cause.
-                let unavailable = |cause: Cause| {
+                let unavailable = |(cause, error): (Cause, Error)| {
                     if let Some(transition) = health.failed(ticket) {
                         log_transition(&target, transition, &cause);
                     }
-                    outage.record(cause.clone());
-                    Error::unavailable(NAME, cause)
+                    outage.record(cause);
+                    error
                 };
                 if !connected {
-                    return Err(unavailable(Arc::new(Unavailable::NotConnected)));
+                    return Err(unavailable(outage_of(Unavailable::NotConnected)));
                 }
                 let answer = std::pin::pin!(tokio::time::timeout(deadline, command(client)));
                 let down = std::pin::pin!(health.went_down(ticket));
                 match futures_util::future::select(answer, down).await {
                     Either::Left((Ok(Ok(value)), _)) => Ok(value),
                     Either::Left((Ok(Err(error)), _)) if is_unavailable(&error) => {
-                        Err(unavailable(Arc::new(error)))
+                        Err(unavailable(outage_of(error)))
                     }
                     Either::Left((Ok(Err(error)), _)) => Err(redis_error(error)),
                     Either::Left((Err(_), _)) => {
-                        Err(unavailable(Arc::new(Unavailable::NoAnswer(deadline))))
+                        Err(unavailable(outage_of(Unavailable::NoAnswer(deadline))))
                     }
                     Either::Right(((), _)) => Err(Error::unavailable(NAME, Unavailable::WentDown)),
                 }

@@ -107,6 +107,40 @@ fn a_killed_server_is_transient_and_the_cause_is_kept() {
 }
 
 #[test]
+fn a_hung_server_is_transient_and_the_source_is_the_timeout() {
+    let server = RedisServer::start();
+    let store = RedisCache::builder(server.url())
+        .timeout(MS(200))
+        .prefix("e:")
+        .build()
+        .unwrap();
+    block_on(store.set("k", entry(1), None)).unwrap();
+    server.pause();
+    let error = get_u32(&store, "k").unwrap_err();
+    server.resume();
+    assert!(error.is_transient(), "{error}");
+    // fred's command timeout, or the store's own deadline, whichever ends
+    // first: the source itself, so that it downcasts.
+    let timed_out = |source: &(dyn StdError + 'static)| {
+        source
+            .downcast_ref::<fred::error::Error>()
+            .is_some_and(|e| *e.kind() == fred::error::ErrorKind::Timeout)
+            || matches!(
+                source.downcast_ref::<Unavailable>(),
+                Some(Unavailable::NoAnswer(_))
+            )
+    };
+    assert!(error.source().is_some_and(timed_out), "{error:?}");
+    // The next call is skipped, with that timeout as the cause.
+    let error = get_u32(&store, "k").unwrap_err();
+    let skipped = error.source().and_then(|s| s.downcast_ref::<Unavailable>());
+    let Some(Unavailable::Down { cause: Some(cause) }) = skipped else {
+        panic!("not skipped: {error:?}");
+    };
+    assert!(timed_out(&**cause), "{error:?}");
+}
+
+#[test]
 fn an_error_reply_is_not_transient_and_its_source_is_fred_s_error() {
     let server = RedisServer::start();
     let store = RedisCache::builder(server.url())
