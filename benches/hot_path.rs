@@ -7,10 +7,9 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use advanced_caching::{
-    ChainCache, InMemCache, InMemoryMetrics, ManualClock, NullMetrics, Store, bg, cache,
+    ChainCache, InMemCache, InMemoryMetrics, ManualClock, NullMetrics, bg, cache,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -179,11 +178,11 @@ fn hits(c: &mut Criterion) {
 
     // A two-level chain whose L1 is the populated store: an L1 hit never
     // reaches L2, so L2's kind does not matter here (see benches/redis.rs).
-    let chain = ChainCache::build(
-        [store.clone(), Arc::new(InMemCache::new()) as Arc<dyn Store>],
-        [Some(Duration::from_secs(3600)), None],
-    )
-    .unwrap();
+    let chain = ChainCache::builder()
+        .level_with_ttl(store.clone(), 3600)
+        .level(InMemCache::new())
+        .build()
+        .unwrap();
     let chain_l1 = cache(3600)
         .key("feature_flagc")
         .store(chain)

@@ -65,11 +65,11 @@ fn object(c: &mut Criterion) {
     });
     group.bench_function("cached_call_hit", |b| b.iter(|| hit.call(())));
 
-    let chain = ChainCache::build(
-        [InMemCache::new().into_dyn_store(), store.clone().into_dyn_store()],
-        [Some(Duration::from_secs(60)), None],
-    )
-    .unwrap();
+    let chain = ChainCache::builder()
+        .level_with_ttl(InMemCache::new(), 60)
+        .level(store.clone())
+        .build()
+        .unwrap();
     let chained = cache(3600)
         .key("chained")
         .store(chain)

@@ -1,15 +1,14 @@
 //! Redis benches against a local `redis-server` this bench starts on a free
 //! loopback port (ac-testkit): a cached call served by Redis, and a
-//! HybridCache (InMemCache L1 + Redis L2) hit at L1 and at L2.
+//! Hybrid ChainCache (InMemCache L1 + Redis L2) hit at L1 and at L2.
 //!
 //! `cargo bench -p ac-benches --bench redis`
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use advanced_caching::crates::core::block_on;
-use advanced_caching::{HybridCache, InMemCache, RedisCache, Store, TypedDecoder, cache};
+use advanced_caching::{ChainCache, InMemCache, RedisCache, Store, TypedDecoder, cache};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn value() -> Arc<String> {
@@ -18,9 +17,10 @@ fn value() -> Arc<String> {
 
 fn redis(c: &mut Criterion) {
     let server = ac_testkit::RedisServer::start();
-    let store = RedisCache::from_url(&server.url())
-        .unwrap()
-        .prefix("bench:");
+    let store = RedisCache::builder(server.url())
+        .prefix("bench:")
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("redis");
 
     let decoder = TypedDecoder::<Arc<String>>::new();
@@ -36,7 +36,7 @@ fn redis(c: &mut Criterion) {
     group.bench_function("hit", |b| b.iter(|| hit.call(())));
 
     let l1 = Arc::new(InMemCache::new());
-    let hybrid = HybridCache::new(l1.clone(), store.clone(), Duration::from_secs(60)).unwrap();
+    let hybrid = ChainCache::hybrid(l1.clone(), store.clone(), 60).unwrap();
     let chained = cache(3600)
         .key("chained")
         .store(hybrid)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use advanced_caching::crates::core::{ErasedDeserializer, Error, Serializer};
 use advanced_caching::serializers::{Json, MsgPack, Postcard, protobuf};
-use advanced_caching::{LocalFileCache, cache};
+use advanced_caching::{LocalFileCache, LocalFileCacheBuilder, cache};
 
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 struct User {
@@ -44,7 +44,7 @@ impl Serializer for PrettyJson {
 }
 
 /// Gives a store its serializer.
-type WithFormat = Box<dyn Fn(LocalFileCache) -> LocalFileCache>;
+type WithFormat = Box<dyn Fn(LocalFileCacheBuilder) -> LocalFileCacheBuilder>;
 
 fn load_user(id: u64) -> User {
     User {
@@ -81,17 +81,25 @@ fn main() -> Result<(), Error> {
     ];
     for (label, with_format) in formats {
         let dir = base.join(label);
-        let store = with_format(LocalFileCache::new(&dir)?.compress(false));
+        let store = with_format(LocalFileCache::builder(&dir).compress(false)).build()?;
         demo(label, dir, store)?;
     }
     let dir = base.join("json-gzip");
-    demo("json+gzip", dir.clone(), LocalFileCache::new(&dir)?)?;
+    demo(
+        "json+gzip",
+        dir.clone(),
+        LocalFileCache::builder(&dir).build()?,
+    )?;
 
     println!("\nA protobuf store holds its message type only:");
     let proto_dir = base.join("proto-only");
     let wrong = cache(60)
         .key("n")
-        .store(LocalFileCache::new(&proto_dir)?.serializer(protobuf::<User>()))
+        .store(
+            LocalFileCache::builder(&proto_dir)
+                .serializer(protobuf::<User>())
+                .build()?,
+        )
         .wrap(|()| 5u32)?;
     println!(
         "  a u32 through it still returns {} (the store error is logged, not raised)",

@@ -14,9 +14,8 @@
 //! and moto.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use advanced_caching::{ChainCache, Error, InMemCache, IntoDynStore, RedisCache, S3Cache, cache};
+use advanced_caching::{ChainCache, Error, InMemCache, RedisCache, S3Cache, cache};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,17 +26,18 @@ struct Report {
 
 fn tiers(redis_url: &str, s3_endpoint: &str, bucket: &str) -> Result<ChainCache, Error> {
     let l1 = InMemCache::new();
-    let l2 = RedisCache::from_url(redis_url)?.prefix("v1:");
+    let l2 = RedisCache::builder(redis_url).prefix("v1:").build()?;
     let l3 = S3Cache::builder(bucket)
         .endpoint(s3_endpoint)
         .allow_http(s3_endpoint.starts_with("http://"))
         .prefix("v1/")
         .build()?;
     // ttls=[60, 3600, 86400], as in the seed's `ChainCache.build(l1, l2, l3, ...)`.
-    ChainCache::build(
-        [l1.into_dyn_store(), l2.into_dyn_store(), l3.into_dyn_store()],
-        [60, 3600, 86_400].map(|secs| Some(Duration::from_secs(secs))),
-    )
+    ChainCache::builder()
+        .level_with_ttl(l1, 60)
+        .level_with_ttl(l2, 3600)
+        .level_with_ttl(l3, 86_400)
+        .build()
 }
 
 fn main() -> ExitCode {

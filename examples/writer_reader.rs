@@ -35,7 +35,7 @@ const KEY: &str = "exchange_rates";
 const VERSIONS_WANTED: usize = 3;
 
 fn store(url: &str) -> Result<RedisCache, Error> {
-    Ok(RedisCache::from_url(url)?.prefix("writer_reader:"))
+    RedisCache::builder(url).prefix("writer_reader:").build()
 }
 
 /// Publishes a new version every 200 ms until its stdin closes.

@@ -20,7 +20,7 @@ fn store() -> &'static LocalFileCache {
     static STORE: OnceLock<LocalFileCache> = OnceLock::new();
     STORE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("ac-fuzz-file-name-{}", std::process::id()));
-        LocalFileCache::new(dir).expect("a temporary directory")
+        LocalFileCache::builder(dir).build().expect("a temporary directory")
     })
 }
 

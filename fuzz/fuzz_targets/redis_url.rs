@@ -1,4 +1,4 @@
-//! Redis URL parsing without connecting (`ac_store_redis::config_from_url`,
+//! Redis URL parsing without connecting (`ac_store_redis::fuzzing::config_from_url`,
 //! the first step of `RedisCacheBuilder::build`: `redis://`, `rediss://`,
 //! `redis-cluster://…?node=`, `redis-sentinel://…?sentinelServiceName=`,
 //! `redis+unix://`) and the redaction of URLs in logs and errors.
@@ -10,7 +10,7 @@
 //! Use with `dict/redis_url.dict`.
 #![no_main]
 
-use ac_store_redis::{config_from_url, redact_url};
+use ac_store_redis::fuzzing::{config_from_url, redact_url};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

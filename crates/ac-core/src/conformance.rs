@@ -18,7 +18,7 @@
 use std::thread;
 use std::time::Duration;
 
-use crate::{Entry, Store, TypedDecoder, Value, block_on};
+use crate::{Entry, Local, Store, TypedDecoder, Value, block_on};
 
 /// What a backend's test gives the suite.
 pub struct Harness<'a> {
@@ -48,7 +48,7 @@ type Check = (&'static str, fn(&Harness<'_>));
 
 /// Runs every check, clearing the store between them.
 pub fn run_all(h: &Harness<'_>) {
-    let checks: [Check; 11] = [
+    let checks: [Check; 12] = [
         ("get_set_round_trip", get_set_round_trip),
         ("missing_keys", missing_keys),
         ("overwrite", overwrite),
@@ -63,6 +63,7 @@ pub fn run_all(h: &Harness<'_>) {
             "concurrent_set_if_absent_has_one_winner",
             concurrent_set_if_absent_has_one_winner,
         ),
+        ("get_local_agrees_with_get", get_local_agrees_with_get),
     ];
     for (name, check) in checks {
         block_on(h.store.clear())
@@ -307,5 +308,186 @@ pub fn concurrent_set_if_absent_has_one_winner(h: &Harness<'_>) {
             racers.into_iter().map(|r| r.join().unwrap()).sum()
         });
         assert_eq!(wins, 1, "{}: round {round}", h.store.name());
+    }
+}
+
+/// Checks that [`Store::get_local`] on `key` agrees with [`Store::get`]:
+/// `Found` only for an entry `get` returns too (same value and times,
+/// the visitor called once), `Missing` only where `get` finds nothing, the
+/// visitor never called otherwise. `Unsupported` (no local answer) is
+/// always allowed.
+fn assert_local_agrees(h: &Harness<'_>, key: &str, when: &str) {
+    let name = h.store.name();
+    let mut visited: Vec<(Option<u32>, f64, f64)> = Vec::new();
+    let local = h.store.get_local(key, &mut |entry| {
+        visited.push((
+            entry.value.downcast_ref::<u32>().copied(),
+            entry.fresh_until,
+            entry.created_at,
+        ));
+    });
+    let got = block_on(h.store.get(key, &TypedDecoder::<u32>::new()))
+        .unwrap_or_else(|e| panic!("{name}: get {key:?} {when}: {e}"))
+        .map(|e| {
+            (
+                e.value.downcast_ref::<u32>().copied(),
+                e.fresh_until,
+                e.created_at,
+            )
+        });
+    match local {
+        Local::Found => assert_eq!(
+            (visited.len(), visited.first().copied()),
+            (1, got),
+            "{name}: get_local found {key:?} {when}, get disagrees"
+        ),
+        Local::Missing => {
+            assert!(visited.is_empty(), "{name}: Missing but visited {key:?}");
+            assert_eq!(
+                got, None,
+                "{name}: get_local missed {key:?} {when}, get found it"
+            );
+        }
+        Local::Unsupported => {
+            assert!(
+                visited.is_empty(),
+                "{name}: Unsupported but visited {key:?}"
+            );
+        }
+    }
+}
+
+/// For stores that answer in-process ([`Store::get_local`]), the local
+/// answer is `get`'s: after a set, an overwrite, a delete, a clear, for an
+/// absent key and after expiry. Stores that never answer locally pass.
+pub fn get_local_agrees_with_get(h: &Harness<'_>) {
+    let hour = HOUR;
+    for key in ["l1", "l2", "never-set", ""] {
+        assert_local_agrees(h, key, "before any write");
+    }
+    set(h, "l1", 1u32, hour);
+    set(h, "l2", 2u32, Some(Duration::from_secs(10)));
+    assert_local_agrees(h, "l1", "after a set");
+    assert_local_agrees(h, "l2", "after a set");
+    set(h, "l1", 3u32, hour);
+    assert_local_agrees(h, "l1", "after an overwrite");
+    block_on(h.store.delete("l1")).unwrap();
+    assert_local_agrees(h, "l1", "after a delete");
+    if let Some(advance) = h.advance {
+        advance(11.0);
+        assert_local_agrees(h, "l2", "after its ttl");
+    }
+    set(h, "l3", 4u32, hour);
+    block_on(h.store.clear()).unwrap();
+    assert_local_agrees(h, "l3", "after a clear");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{BoxFuture, Decoder, Error};
+
+    /// A small in-process store; with `forgetful_local`, `get_local` reads
+    /// a copy that deletes and clears do not reach (a cache of the map).
+    #[derive(Debug, Default)]
+    struct MapStore {
+        map: Mutex<HashMap<String, Entry>>,
+        local_copy: Mutex<HashMap<String, Entry>>,
+        forgetful_local: bool,
+    }
+
+    impl Store for MapStore {
+        fn name(&self) -> &'static str {
+            "map"
+        }
+
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+            _: &'a dyn Decoder,
+        ) -> BoxFuture<'a, Result<Option<Entry>, Error>> {
+            let found = crate::lock(&self.map).get(key).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            entry: Entry,
+            _: Option<Duration>,
+        ) -> BoxFuture<'a, Result<(), Error>> {
+            crate::lock(&self.local_copy).insert(key.to_owned(), entry.clone());
+            crate::lock(&self.map).insert(key.to_owned(), entry);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn set_if_absent<'a>(
+            &'a self,
+            key: &'a str,
+            entry: Entry,
+            _: Option<Duration>,
+        ) -> BoxFuture<'a, Result<bool, Error>> {
+            let mut map = crate::lock(&self.map);
+            let won = !map.contains_key(key);
+            if won {
+                crate::lock(&self.local_copy).insert(key.to_owned(), entry.clone());
+                map.insert(key.to_owned(), entry);
+            }
+            Box::pin(async move { Ok(won) })
+        }
+
+        fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+            crate::lock(&self.map).remove(key);
+            if !self.forgetful_local {
+                crate::lock(&self.local_copy).remove(key);
+            }
+            Box::pin(async { Ok(()) })
+        }
+
+        fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+            crate::lock(&self.map).clear();
+            if !self.forgetful_local {
+                crate::lock(&self.local_copy).clear();
+            }
+            Box::pin(async { Ok(()) })
+        }
+
+        fn get_local(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
+            match crate::lock(&self.local_copy).get(key) {
+                Some(entry) => {
+                    visit(entry);
+                    Local::Found
+                }
+                None => Local::Missing,
+            }
+        }
+    }
+
+    fn harness(store: &MapStore) -> Harness<'_> {
+        Harness {
+            store,
+            advance: None,
+            sibling: None,
+        }
+    }
+
+    #[test]
+    fn a_store_whose_local_answer_is_get_s_passes() {
+        let store = MapStore::default();
+        block_on(store.clear()).unwrap();
+        get_local_agrees_with_get(&harness(&store));
+    }
+
+    #[test]
+    #[should_panic(expected = "get_local found \"l1\" after a delete, get disagrees")]
+    fn a_local_answer_that_outlives_a_delete_is_caught() {
+        let store = MapStore {
+            forgetful_local: true,
+            ..MapStore::default()
+        };
+        get_local_agrees_with_get(&harness(&store));
     }
 }

@@ -21,7 +21,7 @@ use crate::{Error, Serializer};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be kept in a byte store: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
     label = "not (de)serializable",
-    note = "byte stores (Redis, files, object stores, ChainCache, HybridCache, `Arc<dyn Store>`) keep values serialized; an in-process `InMemCache` needs only `Clone + Send + Sync + 'static`"
+    note = "byte stores (Redis, files, object stores, ChainCache, `Arc<dyn Store>`) keep values serialized; an in-process `InMemCache` needs only `Clone + Send + Sync + 'static`"
 )]
 pub trait SerdeValue: Clone + Send + Sync + 'static {
     /// Encodes the value with `serializer`.

@@ -6,12 +6,14 @@
 //!   the ones that keep values serialized, [`StoreFor`] says which value
 //!   types a store can hold.
 //! - [`Serializer`]: how byte stores encode values.
-//! - [`Clock`]: where timestamps come from (injectable for tests).
+//! - [`Clock`]: where timestamps come from: [`CoarseClock`] in production,
+//!   [`ManualClock`] in tests.
 //! - [`Scheduler`]: where background refreshes run.
 //! - [`MetricsCollector`]: where hits, misses and errors go; [`NullMetrics`]
 //!   is the default and costs nothing.
 //! - [`CachePolicy`]: TTL, stale-while-revalidate and single flight.
-//! - [`ChainCache`] / [`HybridCache`]: stores stacked fastest first.
+//! - [`ChainCache`]: stores stacked fastest first ([`ChainCache::hybrid`]:
+//!   the two-level in-memory + shared-store case).
 //!
 //! This crate does no I/O and needs no async runtime. Applications use the
 //! `advanced-caching` facade; backend authors depend on this crate alone.
@@ -32,10 +34,10 @@ pub mod scheduler;
 mod serializer;
 mod store;
 
-pub use chain::{ChainCache, HybridCache};
-pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, PreciseClock};
+pub use chain::{ChainCache, ChainCacheBuilder};
+pub use clock::{Clock, ClockReader, CoarseClock, IntoSeconds, ManualClock, PreciseClock};
 pub use entry::{Decoder, Entry, SerdeValue, TypedDecoder, Value};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, io_is_transient};
 pub use key::{KeyArgs, KeySource, KeySpec, KeyTemplate};
 pub use metrics::{MetricsCollector, NULL_METRICS, NullMetrics};
 pub use policy::{CachePolicy, CallAsync, Loader, PolicyConfig, RefreshError};

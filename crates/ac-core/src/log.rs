@@ -33,14 +33,14 @@ impl fmt::Display for Summary<'_> {
             root.to_string()
         };
         match self.0 {
-            Error::Store { store, source } => write!(f, "{store} store: {}", root(&**source)),
+            Error::Store { store, source, .. } => write!(f, "{store} store: {}", root(&**source)),
             Error::Serialization { format, source } => {
                 write!(f, "{format} serializer: {}", root(&**source))
             }
             Error::TypeMismatch {
                 expected, found, ..
             } => write!(f, "entry holds a {found}, expected a {expected}"),
-            Error::Corrupt(_) => f.write_str("corrupt entry"),
+            Error::Corrupt { .. } => f.write_str("corrupt entry"),
             other => other.fmt(f),
         }
     }

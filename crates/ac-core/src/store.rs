@@ -235,8 +235,12 @@ where
         copy: Arc<dyn Store>,
         clock: Arc<dyn crate::Clock>,
     ) -> Result<Arc<crate::ChainCache>, Error> {
-        let chain = crate::ChainCache::new([copy, store.into_dyn_store()])?;
-        Ok(Arc::new(chain.clock(clock)))
+        let chain = crate::ChainCache::builder()
+            .level(copy)
+            .level(store.into_dyn_store())
+            .clock(clock)
+            .build()?;
+        Ok(Arc::new(chain))
     }
 }
 

@@ -7,9 +7,10 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, ByteStore, ChainCache, Clock, Decoder, Entry, Error, HybridCache, IntoDynStore,
-    IntoSeconds, IntoStore, KeyArgs, KeySource, Local, MetricsCollector, NULL_METRICS, NullMetrics,
-    Result, Scheduler, SerdeValue, Serializer, Store, StoreFor, TypedDecoder, Usage, Value,
+    BoxFuture, ByteStore, ChainCache, ChainCacheBuilder, Clock, CoarseClock, Decoder, Entry,
+    Error, IntoDynStore, IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock,
+    MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, SerdeValue, Serializer, Store,
+    StoreFor, TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.
@@ -25,11 +26,11 @@ pub mod exporters {
 pub use ac_sched::AsyncStdScheduler;
 #[cfg(feature = "smol")]
 pub use ac_sched::SmolScheduler;
+pub use ac_sched::ThreadScheduler;
 #[cfg(feature = "tokio")]
 pub use ac_sched::TokioScheduler;
-pub use ac_sched::{CoarseClock, ManualClock, ThreadScheduler};
 #[cfg(feature = "file")]
-pub use ac_store_file::LocalFileCache;
+pub use ac_store_file::{LocalFileCache, LocalFileCacheBuilder};
 pub use ac_store_mem::{InMemCache, InMemCacheBuilder};
 #[cfg(feature = "gcs")]
 pub use ac_store_object::GCSCache;

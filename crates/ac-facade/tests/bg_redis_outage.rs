@@ -24,9 +24,9 @@ const OUTAGE: Duration = Duration::from_secs(3);
 fn redis(server: &RedisServer) -> RedisCache {
     RedisCache::builder(server.url())
         .timeout(Duration::from_millis(200))
+        .prefix("outage:")
         .build()
         .unwrap()
-        .prefix("outage:")
 }
 
 /// Polls `done` every 20 ms for up to 10 s.

@@ -1,4 +1,4 @@
-//! Chaos: cached functions over `RedisCache` and a `HybridCache` (memory in
+//! Chaos: cached functions over `RedisCache` and a hybrid `ChainCache` (memory in
 //! front of Redis) called without pause from OS threads (sync `wrap`) and
 //! from tokio tasks (`wrap_async`) while the test SIGKILLs the Redis
 //! server and restarts it on the same port, a few times.
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ac_testkit::RedisServer;
 use advanced_caching::{
-    AsyncCached, Cached, HybridCache, InMemCache, Plain, RedisCache, Store, cache,
+    AsyncCached, Cached, ChainCache, InMemCache, Plain, RedisCache, Store, cache,
 };
 use support::CountingMetrics;
 
@@ -81,9 +81,9 @@ impl Tally {
 fn redis_store(server: &RedisServer, prefix: &str) -> RedisCache {
     RedisCache::builder(server.url())
         .timeout(TIMEOUT)
+        .prefix(prefix)
         .build()
         .unwrap()
-        .prefix(prefix)
 }
 
 /// Keys under `prefix` in the server (empty right after a restart: the
@@ -110,7 +110,7 @@ fn redis_outages_never_fail_or_stall_a_call_and_writes_resume() {
     let direct_prefix = "chaos:direct:";
     let hybrid_prefix = "chaos:hybrid:";
     let direct = redis_store(&server, direct_prefix);
-    let hybrid = HybridCache::new(
+    let hybrid = ChainCache::hybrid(
         InMemCache::new(),
         redis_store(&server, hybrid_prefix),
         Duration::from_millis(200),

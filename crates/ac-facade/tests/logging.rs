@@ -56,7 +56,7 @@ impl Subscriber for Recorder {
 fn an_outage_logs_one_warning_per_operation_and_keys_only_at_debug() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cache");
-    let store = LocalFileCache::new(&root).unwrap();
+    let store = LocalFileCache::builder(&root).build().unwrap();
     // A real fault: the cache directory becomes a plain file, so every read
     // and write of the store fails (ENOTDIR).
     std::fs::remove_dir_all(&root).unwrap();

@@ -58,11 +58,13 @@ fn python(url: &str, prefix: &str, serializer: &str, body: &str) -> String {
 }
 
 fn store(server: &RedisServer, prefix: &str, format: &str) -> RedisCache {
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix(prefix);
+    let builder = RedisCache::builder(server.url()).prefix(prefix);
     match format {
-        "json" => store.serializer(serializers::Json),
-        _ => store.serializer(serializers::MsgPack),
+        "json" => builder.serializer(serializers::Json),
+        _ => builder.serializer(serializers::MsgPack),
     }
+    .build()
+    .unwrap()
 }
 
 fn interop(format: &str) {

@@ -1,6 +1,6 @@
 //! Cached functions over a real `redis-server` started by the test: sync
 //! functions from threads and from inside Tokio, stale-while-revalidate
-//! across two independent clients, HybridCache between two "processes",
+//! across two independent clients, a hybrid ChainCache between two "processes",
 //! and a Redis outage in the middle of a test.
 #![cfg(feature = "redis")]
 
@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use ac_testkit::RedisServer;
 use advanced_caching::{
-    HybridCache, InMemCache, ManualClock, RedisCache, Store, ThreadScheduler, cache,
+    ChainCache, InMemCache, ManualClock, RedisCache, Store, ThreadScheduler, cache,
 };
 use support::{Calls, CountingMetrics, T0};
 
 fn redis(server: &RedisServer, prefix: &str) -> RedisCache {
-    RedisCache::from_url(&server.url()).unwrap().prefix(prefix)
+    RedisCache::builder(server.url())
+        .prefix(prefix)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -123,12 +126,7 @@ fn hybrid_cache_shares_through_l2_and_serves_from_l1() {
     let server = RedisServer::start();
     let calls = Calls::default();
     let process = |calls: Calls| {
-        let store = HybridCache::new(
-            InMemCache::new(),
-            redis(&server, "hy:"),
-            Duration::from_secs(30),
-        )
-        .unwrap();
+        let store = ChainCache::hybrid(InMemCache::new(), redis(&server, "hy:"), 30).unwrap();
         cache(60)
             .key("p:{}")
             .store(store)

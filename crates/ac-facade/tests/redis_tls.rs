@@ -21,9 +21,9 @@ fn cached_calls_over_tls_and_a_refused_certificate_never_fail_a_call() {
     let counted = calls.clone();
     let trusted = RedisCache::builder(server.url())
         .tls_root_certificates_pem(ca.cert_pem())
+        .prefix("tls:")
         .build()
-        .unwrap()
-        .prefix("tls:");
+        .unwrap();
     let square = cache(60)
         .key("sq:{}")
         .store(trusted)
@@ -44,9 +44,9 @@ fn cached_calls_over_tls_and_a_refused_certificate_never_fail_a_call() {
     let untrusted = RedisCache::builder(server.url())
         .tls_root_certificates_pem(other.cert_pem())
         .connect_timeout(Duration::from_millis(500))
+        .prefix("wrong:")
         .build()
-        .unwrap()
-        .prefix("wrong:");
+        .unwrap();
     let cube = cache(60)
         .key("cube:{}")
         .store(untrusted)

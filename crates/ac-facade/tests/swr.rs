@@ -340,9 +340,10 @@ fn a_refresh_that_finds_the_work_done_hands_its_claim_back() {
     let scheduler = ThreadScheduler::new("swr-in-order", 1).unwrap();
     let calls = Calls::default();
     let store = Arc::new(HeldReads {
-        inner: advanced_caching::LocalFileCache::new(dir.path())
-            .unwrap()
-            .clock(clock.clone()),
+        inner: advanced_caching::LocalFileCache::builder(dir.path())
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
         hold_next: Mutex::new(None),
     });
     let counted = calls.clone();

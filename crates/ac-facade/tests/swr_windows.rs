@@ -67,22 +67,32 @@ fn unix_now() -> f64 {
 fn store(kind: &str, location: &str) -> Arc<dyn Store> {
     match kind {
         "inmem" => Arc::new(InMemCache::new()),
-        "file" => Arc::new(LocalFileCache::new(location).unwrap().clock(PreciseClock)),
+        "file" => Arc::new(
+            LocalFileCache::builder(location)
+                .clock(PreciseClock)
+                .build()
+                .unwrap(),
+        ),
         #[cfg(feature = "redis")]
         "redis" => Arc::new(
-            advanced_caching::RedisCache::from_url(location)
-                .unwrap()
-                .prefix("swrw:"),
+            advanced_caching::RedisCache::builder(location)
+                .prefix("swrw:")
+                .build()
+                .unwrap(),
         ),
         #[cfg(feature = "redis")]
         "hybrid" => {
-            let l2 = advanced_caching::RedisCache::from_url(location)
-                .unwrap()
-                .prefix("swrw:");
+            let l2 = advanced_caching::RedisCache::builder(location)
+                .prefix("swrw:")
+                .build()
+                .unwrap();
             Arc::new(
-                advanced_caching::HybridCache::new(InMemCache::new(), l2, Duration::from_secs(60))
-                    .unwrap()
-                    .clock(PreciseClock),
+                advanced_caching::ChainCache::builder()
+                    .level_with_ttl(InMemCache::new(), 60)
+                    .level_with_ttl(l2, 120)
+                    .clock(PreciseClock)
+                    .build()
+                    .unwrap(),
             )
         }
         other => panic!("unknown store kind {other:?}"),

@@ -128,10 +128,10 @@ impl GcpMetricsBuilder {
     /// that cannot start the job.
     pub fn build(self) -> Result<GcpCloudMonitoringMetrics, Error> {
         if self.project_id.is_empty() {
-            return Err(Error::InvalidConfig("GCP metrics need a project id".into()));
+            return Err(Error::invalid_config("GCP metrics need a project id"));
         }
         if self.flush_interval.is_nan() || self.flush_interval < 5.0 {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "GCP metrics flush interval must be at least 5 s (one point per series per 5 s), got {}",
                 self.flush_interval
             )));
@@ -243,10 +243,10 @@ impl GcpCloudMonitoringMetrics {
                 .send(body.to_string().as_bytes());
             let error = match sent {
                 Ok(response) if response.status().is_success() => continue,
-                Ok(response) => format!("POST {url}: HTTP {}", response.status()),
-                Err(e) => format!("POST {url}: {e}"),
+                Ok(response) => ureq::Error::StatusCode(response.status().as_u16()),
+                Err(e) => e,
             };
-            first_error.get_or_insert(Error::store("gcp-metrics", error));
+            first_error.get_or_insert(http_error(error));
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -337,22 +337,41 @@ impl Tokens {
         {
             return Ok(token.clone());
         }
-        let failed = |e: String| Error::store("gcp-metrics", format!("metadata server token: {e}"));
         let mut response = agent
             .get(METADATA_TOKEN)
             .header("Metadata-Flavor", "Google")
             .call()
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(http_error)?;
         let body: Value = serde_json::from_reader(response.body_mut().as_reader())
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| Error::store(NAME, e))?;
         let token = body["access_token"]
             .as_str()
-            .ok_or_else(|| failed("no access_token in the answer".into()))?
+            .ok_or_else(|| Error::store(NAME, "no access_token in the metadata server's answer"))?
             .to_owned();
         let expires =
             SystemTime::now() + Duration::from_secs(body["expires_in"].as_u64().unwrap_or(0));
         *cached = Some((token.clone(), expires));
         Ok(token)
+    }
+}
+
+/// The exporter's name in errors.
+const NAME: &str = "gcp-metrics";
+
+/// A failed HTTP request (or an HTTP error status, as
+/// [`ureq::Error::StatusCode`]) as a store error with `error` as its source:
+/// transient for connection failures, timeouts, 408, 429 and 5xx.
+fn http_error(error: ureq::Error) -> Error {
+    let transient = match &error {
+        ureq::Error::StatusCode(status) => matches!(status, 408 | 429 | 500..=599),
+        ureq::Error::Io(io) => ac_core::io_is_transient(io.kind()),
+        ureq::Error::Timeout(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        _ => false,
+    };
+    if transient {
+        Error::unavailable(NAME, error)
+    } else {
+        Error::store(NAME, error)
     }
 }
 

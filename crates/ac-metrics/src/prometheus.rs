@@ -233,7 +233,7 @@ pub fn install_prometheus_http(addr: SocketAddr) -> Result<(), Error> {
         .with_http_listener(addr)
         .install()
         .map_err(|e| {
-            Error::InvalidConfig(format!("cannot serve Prometheus metrics on {addr}: {e}"))
+            Error::invalid_config_caused_by(format!("cannot serve Prometheus metrics on {addr}"), e)
         })
 }
 

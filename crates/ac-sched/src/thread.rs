@@ -71,8 +71,8 @@ impl ThreadScheduler {
     /// If `max_threads` is zero.
     pub fn new(name: impl Into<String>, max_threads: usize) -> Result<Self, Error> {
         if max_threads == 0 {
-            return Err(Error::InvalidConfig(
-                "ThreadScheduler needs at least one thread".into(),
+            return Err(Error::invalid_config(
+                "ThreadScheduler needs at least one thread",
             ));
         }
         Ok(Self {
@@ -138,10 +138,10 @@ impl ThreadScheduler {
                 }
                 Err(error) if state.workers.is_empty() => {
                     state.jobs.pop_back();
-                    return Err(Error::Scheduler(format!(
-                        "cannot start a {} thread: {error}",
-                        self.pool.name
-                    )));
+                    return Err(Error::scheduler_caused_by(
+                        format!("cannot start a {} thread", self.pool.name),
+                        error,
+                    ));
                 }
                 // Busy threads will get to it.
                 Err(_) => {}
@@ -209,7 +209,7 @@ impl Scheduler for ThreadScheduler {
                 };
                 ac_core::block_on(run_every(every, control, sleep));
             })
-            .map_err(|e| Error::Scheduler(format!("cannot start a periodic job thread: {e}")))?;
+            .map_err(|e| Error::scheduler_caused_by("cannot start a periodic job thread", e))?;
         handle.set_thread(thread);
         Ok(handle)
     }

@@ -45,7 +45,7 @@ impl Compression {
     /// A level above 9.
     pub fn gzip(level: u32) -> Result<Self, Error> {
         if level > 9 {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "gzip level must be 0 to 9, got {level}"
             )));
         }
@@ -111,7 +111,7 @@ pub fn decode_header(bytes: &[u8], compression: Compression) -> Result<(f64, f64
 
 fn header(raw: &[u8]) -> Result<(f64, f64), Error> {
     let (Some(fresh), Some(created)) = (raw.get(..8), raw.get(8..HEADER_LEN)) else {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "truncated entry header: {} of {HEADER_LEN} bytes",
             raw.len()
         )));
@@ -120,7 +120,7 @@ fn header(raw: &[u8]) -> Result<(f64, f64), Error> {
     let (fresh_until, created_at) = (read(fresh), read(created));
     // +inf is "never stale"; NaN or -inf cannot come from a real writer.
     if fresh_until.is_nan() || fresh_until == f64::NEG_INFINITY || !created_at.is_finite() {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "entry header holds impossible times ({fresh_until}, {created_at})"
         )));
     }
@@ -144,7 +144,7 @@ fn gzip(raw: &[u8], level: u32) -> Result<Vec<u8>, Error> {
 fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     let out = gunzip_prefix(bytes, MAX_INFLATED + 1)?;
     if out.len() as u64 > MAX_INFLATED {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "entry inflates beyond {MAX_INFLATED} bytes"
         )));
     }
@@ -156,13 +156,13 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, Error> {
 fn gunzip_prefix(bytes: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
     use std::io::Read as _;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(Error::Corrupt("not a gzip-framed entry".into()));
+        return Err(Error::corrupt("not a gzip-framed entry"));
     }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| Error::Corrupt(format!("bad gzip framing: {e}")))?;
+        .map_err(|e| Error::corrupt_caused_by("bad gzip framing", e))?;
     Ok(out)
 }
 

@@ -30,6 +30,10 @@ pub use postcard::Postcard;
 pub use protobuf::{Protobuf, protobuf};
 
 /// Runs `visit` over an erased `deserializer`, naming the format in errors.
+///
+/// The error is the format's own (`serde_json::Error`, ...), rebuilt from
+/// the erased one, so that callers can downcast the
+/// [`Error::Serialization`](ac_core::Error::Serialization) source to it.
 #[cfg(any(feature = "json", feature = "msgpack", feature = "postcard"))]
 fn visit_with<'de, D>(
     format: &str,
@@ -38,7 +42,10 @@ fn visit_with<'de, D>(
 ) -> Result<(), ac_core::Error>
 where
     D: serde::Deserializer<'de>,
+    D::Error: Send + Sync + 'static,
 {
     let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(deserializer);
-    visit(&mut erased).map_err(|e| ac_core::Error::serialization(format, e))
+    visit(&mut erased).map_err(|e| {
+        ac_core::Error::serialization(format, <D::Error as serde::de::Error>::custom(e))
+    })
 }

@@ -193,3 +193,68 @@ fn a_gzip_level_above_nine_is_refused() {
     let err = Compression::gzip(10).unwrap_err().to_string();
     assert!(err.contains("gzip level must be 0 to 9, got 10"), "{err}");
 }
+
+/// The `source` of `error`, downcast to `T`.
+fn source_as<T: std::error::Error + 'static>(error: &ac_core::Error) -> Option<&T> {
+    std::error::Error::source(error).and_then(|source| source.downcast_ref::<T>())
+}
+
+#[test]
+fn decode_errors_keep_the_format_error_as_source_and_are_not_transient() {
+    let entry = Entry::new(Value::new(String::from("text")), 10.0, 1.0);
+    let as_u32 = TypedDecoder::<u32>::new();
+    // The right framing and header, a payload of another type.
+    let json = encode_entry(&entry, &Json, Compression::None).unwrap();
+    let error = decode_entry(&json, &Json, &as_u32, Compression::None).unwrap_err();
+    assert!(
+        source_as::<serde_json::Error>(&error).is_some(),
+        "{error:?}"
+    );
+    assert!(!error.is_transient(), "{error}");
+    // Bytes that are not JSON at all (the error of `visit`, then of `end`).
+    let garbage = [&json[..16], b"{not json"].concat();
+    let error = decode_entry(&garbage, &Json, &as_u32, Compression::None).unwrap_err();
+    assert!(
+        source_as::<serde_json::Error>(&error).is_some(),
+        "{error:?}"
+    );
+    let trailing = [&json[..], b" 5"].concat();
+    let error = decode_entry(
+        &trailing,
+        &Json,
+        &TypedDecoder::<String>::new(),
+        Compression::None,
+    )
+    .unwrap_err();
+    assert!(
+        source_as::<serde_json::Error>(&error).is_some(),
+        "{error:?}"
+    );
+
+    let msgpack = encode_entry(&entry, &MsgPack, Compression::None).unwrap();
+    let error = decode_entry(&msgpack, &MsgPack, &as_u32, Compression::None).unwrap_err();
+    assert!(
+        source_as::<rmp_serde::decode::Error>(&error).is_some(),
+        "{error:?}"
+    );
+    let postcard = encode_entry(&entry, &Postcard, Compression::None).unwrap();
+    let error = decode_entry(
+        &postcard[..postcard.len() - 1],
+        &Postcard,
+        &TypedDecoder::<String>::new(),
+        Compression::None,
+    )
+    .unwrap_err();
+    assert!(source_as::<postcard::Error>(&error).is_some(), "{error:?}");
+    assert!(!error.is_transient(), "{error}");
+
+    // Bad gzip framing: corrupt, with gzip's I/O error as the source.
+    let gzip = encode_entry(&entry, &Json, Compression::GZIP).unwrap();
+    let mut broken = gzip.clone();
+    let middle = broken.len() / 2;
+    broken.truncate(middle);
+    let error = decode_entry(&broken, &Json, &as_u32, Compression::GZIP).unwrap_err();
+    assert!(matches!(error, ac_core::Error::Corrupt { .. }), "{error:?}");
+    assert!(source_as::<std::io::Error>(&error).is_some(), "{error:?}");
+    assert!(!error.is_transient(), "{error}");
+}

@@ -49,8 +49,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ac_core::{BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Serializer, Store};
-use ac_sched::CoarseClock;
+use ac_core::{
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, Serializer, Store,
+};
 use ac_serde::Json;
 use ac_serde::codec::{Compression, decode_entry, decode_header, encode_entry};
 
@@ -69,13 +70,17 @@ const HEADER_PREFIX: usize = 4096;
 /// The sub-second part of a modification time that is a keep-until time.
 const MARK_NANOS: u32 = 271_828_182;
 
-/// A cache of one file per key in a directory. Clones share the settings.
+/// A cache of one file per key in a directory, built with
+/// [`LocalFileCache::builder`]. Clones share the directory and settings.
 ///
 /// ```
 /// use ac_store_file::LocalFileCache;
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let store = LocalFileCache::new(dir.path())?.compress(false).dedupe_writes(true);
+/// let store = LocalFileCache::builder(dir.path())
+///     .compress(false)
+///     .dedupe_writes(true)
+///     .build()?;
 /// # drop(store);
 /// # Ok::<(), ac_core::Error>(())
 /// ```
@@ -84,12 +89,10 @@ pub struct LocalFileCache {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone)]
 struct Inner {
     dir: PathBuf,
     serializer: Arc<dyn Serializer>,
     compression: Compression,
-    gzip_level: u32,
     dedupe_writes: bool,
     clock: ClockReader,
 }
@@ -105,108 +108,112 @@ impl fmt::Debug for LocalFileCache {
     }
 }
 
+/// A store error for `error`, which happened doing `what` on `path`: the
+/// `io::Error` is its source, and decides whether it is transient (a full
+/// disk, a missing or read-only directory are not). The path names the
+/// key, so it goes in the context, which warnings leave out (keys only at
+/// debug level).
 fn io_error(what: &'static str, path: &Path, error: io::Error) -> Error {
-    Error::store(
-        "file",
-        PathError {
-            what,
-            path: path.to_owned(),
-            source: error,
-        },
-    )
+    Error::io("file", format!("{what} {}", path.display()), error)
 }
 
-/// An I/O error and the path it happened on. The path names the key, so
-/// it stays out of the error's `source`: rate-limited warnings log only the
-/// root cause, and keys only at debug level.
-#[derive(Debug)]
-struct PathError {
-    what: &'static str,
-    path: PathBuf,
-    source: io::Error,
+/// Builds a [`LocalFileCache`]: json values, gzip level 6, no dedupe,
+/// the coarse system clock unless told otherwise.
+#[must_use]
+pub struct LocalFileCacheBuilder {
+    dir: PathBuf,
+    serializer: Arc<dyn Serializer>,
+    compress: bool,
+    gzip_level: u32,
+    dedupe_writes: bool,
+    clock: Option<Arc<dyn Clock>>,
 }
 
-impl fmt::Display for PathError {
+impl fmt::Debug for LocalFileCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.what, self.path.display(), self.source)
+        f.debug_struct("LocalFileCacheBuilder")
+            .field("dir", &self.dir)
+            .field("serializer", &self.serializer.name())
+            .field("compress", &self.compress)
+            .field("gzip_level", &self.gzip_level)
+            .field("dedupe_writes", &self.dedupe_writes)
+            .finish_non_exhaustive()
     }
 }
 
-impl std::error::Error for PathError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+impl LocalFileCacheBuilder {
+    /// The format of values (default json, which Python reads).
+    pub fn serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// Whether files are gzip-framed (default: yes, as in Python).
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    /// The gzip level, 0 to 9 (default 6), checked by
+    /// [`build`](Self::build).
+    pub fn compress_level(mut self, level: u32) -> Self {
+        self.gzip_level = level;
+        self
+    }
+
+    /// Skip a write whose bytes equal the file's (default: no).
+    pub fn dedupe_writes(mut self, dedupe: bool) -> Self {
+        self.dedupe_writes = dedupe;
+        self
+    }
+
+    /// The clock expiry is measured with (default: the coarse system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Creates the directory if missing, and the store.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a gzip level above 9; a store error
+    /// (with the `io::Error` as its source) if the directory cannot be
+    /// created.
+    pub fn build(self) -> Result<LocalFileCache, Error> {
+        let gzip = Compression::gzip(self.gzip_level)?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| io_error("cannot create cache directory", &self.dir, e))?;
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(CoarseClock::new()) as Arc<dyn Clock>);
+        Ok(LocalFileCache {
+            inner: Arc::new(Inner {
+                dir: self.dir,
+                serializer: self.serializer,
+                compression: if self.compress {
+                    gzip
+                } else {
+                    Compression::None
+                },
+                dedupe_writes: self.dedupe_writes,
+                clock: ClockReader::new(clock),
+            }),
+        })
     }
 }
 
 impl LocalFileCache {
-    /// A cache in `dir`, created if missing: json values, gzip level 6.
-    ///
-    /// # Errors
-    /// If the directory cannot be created.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| io_error("cannot create cache directory", &dir, e))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                dir,
-                serializer: Arc::new(Json),
-                compression: Compression::GZIP,
-                gzip_level: 6,
-                dedupe_writes: false,
-                clock: ClockReader::new(Arc::new(CoarseClock::new())),
-            }),
-        })
-    }
-
-    fn with(mut self, change: impl FnOnce(&mut Inner)) -> Self {
-        change(Arc::make_mut(&mut self.inner));
-        self
-    }
-
-    /// The format of values (default json, which Python reads).
-    #[must_use]
-    pub fn serializer(self, serializer: impl Serializer) -> Self {
-        self.with(|inner| inner.serializer = Arc::new(serializer))
-    }
-
-    /// Whether files are gzip-framed (default: yes, as in Python).
-    #[must_use]
-    pub fn compress(self, compress: bool) -> Self {
-        self.with(|inner| {
-            inner.compression = if compress {
-                Compression::Gzip {
-                    level: inner.gzip_level,
-                }
-            } else {
-                Compression::None
-            };
-        })
-    }
-
-    /// The gzip level, 0 to 9 (default 6).
-    ///
-    /// # Errors
-    /// A level above 9.
-    pub fn compress_level(self, level: u32) -> Result<Self, Error> {
-        let gzip = Compression::gzip(level)?;
-        Ok(self.with(|inner| {
-            inner.gzip_level = level;
-            if inner.compression != Compression::None {
-                inner.compression = gzip;
-            }
-        }))
-    }
-
-    /// Skip a write whose bytes equal the file's (default: no).
-    #[must_use]
-    pub fn dedupe_writes(self, dedupe: bool) -> Self {
-        self.with(|inner| inner.dedupe_writes = dedupe)
-    }
-
-    /// The clock expiry is measured with (default: the coarse system clock).
-    #[must_use]
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.with(|inner| inner.clock = ClockReader::new(Arc::new(clock)))
+    /// A builder for a cache in `dir` (created by
+    /// [`build`](LocalFileCacheBuilder::build) if missing).
+    pub fn builder(dir: impl Into<PathBuf>) -> LocalFileCacheBuilder {
+        LocalFileCacheBuilder {
+            dir: dir.into(),
+            serializer: Arc::new(Json),
+            compress: true,
+            gzip_level: 6,
+            dedupe_writes: false,
+            clock: None,
+        }
     }
 
     /// The directory.
@@ -278,7 +285,7 @@ impl LocalFileCache {
                     .metadata()
                     .map_err(|e| io_error("cannot stat", &path, e))?;
                 if metadata.len() > ac_serde::codec::MAX_INFLATED {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "{}: {} bytes, more than an entry may hold",
                         path.display(),
                         metadata.len()
@@ -299,7 +306,14 @@ impl LocalFileCache {
             self.inner.compression,
         )
         .map_err(|e| match e {
-            Error::Corrupt(why) => Error::Corrupt(format!("{}: {why}", path.display())),
+            Error::Corrupt {
+                reason,
+                source: Some(source),
+                ..
+            } => Error::corrupt_caused_by(format!("{}: {reason}", path.display()), source),
+            Error::Corrupt { reason, .. } => {
+                Error::corrupt(format!("{}: {reason}", path.display()))
+            }
             other => other,
         })?;
         let live = is_live(&metadata, entry.fresh_until, self.inner.clock.now());

@@ -1,15 +1,19 @@
 use std::sync::Arc;
 use std::thread;
 
+use ac_core::ManualClock;
 use ac_core::{TypedDecoder, Value, block_on};
-use ac_sched::ManualClock;
 
 use super::*;
 
 const T0: f64 = 1_700_000_000.0;
 
+fn builder(dir: &Path, clock: &ManualClock) -> LocalFileCacheBuilder {
+    LocalFileCache::builder(dir).clock(clock.clone())
+}
+
 fn store(dir: &Path, clock: &ManualClock) -> LocalFileCache {
-    LocalFileCache::new(dir).unwrap().clock(clock.clone())
+    builder(dir, clock).build().unwrap()
 }
 
 fn entry<V: ac_core::SerdeValue>(value: V, fresh_until: f64) -> Entry {
@@ -26,7 +30,10 @@ fn passes_the_store_conformance_suite_compressed_and_not() {
     for compress in [true, false] {
         let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let clock = ManualClock::new(T0);
-        let cache = store(dir.path(), &clock).compress(compress);
+        let cache = builder(dir.path(), &clock)
+            .compress(compress)
+            .build()
+            .unwrap();
         let sibling = store(other.path(), &clock);
         let advance = |secs: f64| clock.advance(secs);
         ac_core::conformance::run_all(&ac_core::conformance::Harness {
@@ -55,7 +62,7 @@ fn stale_entries_are_kept_for_their_whole_ttl() {
 #[test]
 fn a_corrupt_file_is_an_error_naming_it_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     for garbage in [&b""[..], b"\x1f\x8b garbage", b"not gzip at all"] {
         fs::write(cache.path_of("bad"), garbage).unwrap();
         let error = get::<String>(&cache, "bad").unwrap_err().to_string();
@@ -69,7 +76,10 @@ fn a_corrupt_file_is_an_error_naming_it_not_a_panic() {
 #[test]
 fn clear_spares_files_that_only_look_like_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap().compress(false);
+    let cache = LocalFileCache::builder(dir.path())
+        .compress(false)
+        .build()
+        .unwrap();
     // 16+ bytes decode as two floats, but not as plausible entry times.
     fs::write(
         dir.path().join("README.md"),
@@ -85,7 +95,7 @@ fn clear_spares_files_that_only_look_like_entries() {
 #[test]
 fn a_huge_file_is_refused_without_reading_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     let huge = File::create(cache.path_of("huge")).unwrap();
     huge.set_len(ac_serde::codec::MAX_INFLATED + 1).unwrap(); // sparse
     let error = get::<String>(&cache, "huge").unwrap_err().to_string();
@@ -96,7 +106,10 @@ fn a_huge_file_is_refused_without_reading_it() {
 fn a_deduplicated_write_still_extends_the_lifetime() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let cache = store(dir.path(), &clock).dedupe_writes(true);
+    let cache = builder(dir.path(), &clock)
+        .dedupe_writes(true)
+        .build()
+        .unwrap();
     let same = entry(String::from("v"), T0 + 5.0);
     block_on(cache.set("k", same.clone(), Some(Duration::from_secs(10)))).unwrap();
     clock.advance(8.0);
@@ -108,7 +121,7 @@ fn a_deduplicated_write_still_extends_the_lifetime() {
 #[test]
 fn clear_removes_only_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     block_on(cache.set("a", entry(1u8, f64::INFINITY), None)).unwrap();
     block_on(cache.set("b/c", entry(2u8, f64::INFINITY), None)).unwrap();
     fs::write(dir.path().join("notes.txt"), "mine").unwrap();
@@ -127,7 +140,10 @@ fn clear_removes_only_entries() {
 fn dedupe_writes_skips_identical_bytes() {
     use std::os::unix::fs::MetadataExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap().dedupe_writes(true);
+    let cache = LocalFileCache::builder(dir.path())
+        .dedupe_writes(true)
+        .build()
+        .unwrap();
     let same = entry(String::from("v"), f64::INFINITY);
     block_on(cache.set("k", same.clone(), None)).unwrap();
     let inode = fs::metadata(cache.path_of("k")).unwrap().ino();
@@ -148,9 +164,9 @@ fn dedupe_writes_skips_identical_bytes() {
 #[test]
 fn a_bad_gzip_level_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let error = LocalFileCache::new(dir.path())
-        .unwrap()
+    let error = LocalFileCache::builder(dir.path())
         .compress_level(11)
+        .build()
         .unwrap_err();
     assert!(
         error
@@ -176,7 +192,7 @@ fn assert_whole(value: &str) {
 #[test]
 fn concurrent_writers_never_leave_a_torn_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(LocalFileCache::new(dir.path()).unwrap());
+    let cache = Arc::new(LocalFileCache::builder(dir.path()).build().unwrap());
     block_on(cache.set("hot", entry(value_of(0), f64::INFINITY), None)).unwrap();
     thread::scope(|s| {
         for writer in 0..6u8 {
@@ -212,7 +228,7 @@ fn child_writer() {
     let Ok(dir) = std::env::var("AC_FILE_TEST_DIR") else {
         return;
     };
-    let cache = LocalFileCache::new(dir).unwrap();
+    let cache = LocalFileCache::builder(dir).build().unwrap();
     for _ in 0..60 {
         block_on(cache.set("shared", entry(value_of(7), f64::INFINITY), None)).unwrap();
         assert_whole(&get::<String>(&cache, "shared").unwrap().unwrap());
@@ -222,7 +238,7 @@ fn child_writer() {
 #[test]
 fn two_processes_never_tear_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = LocalFileCache::new(dir.path()).unwrap();
+    let cache = LocalFileCache::builder(dir.path()).build().unwrap();
     block_on(cache.set("shared", entry(value_of(1), f64::INFINITY), None)).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "tests::child_writer", "--ignored", "--quiet"])

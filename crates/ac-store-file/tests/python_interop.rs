@@ -57,7 +57,7 @@ fn rust_reads_an_entry_python_wrote() {
         dir.path().join("k").exists(),
         "Python named the file after the key"
     );
-    let store = LocalFileCache::new(dir.path()).unwrap();
+    let store = LocalFileCache::builder(dir.path()).build().unwrap();
     let entry = block_on(store.get("k", &TypedDecoder::<Profile>::new()))
         .unwrap()
         .expect("the Python entry is live");
@@ -85,7 +85,7 @@ fn rust_reads_an_entry_python_wrote() {
 #[ignore = "needs AC_PYTHON (a venv with advanced-caching 1.0.0); run by scripts/test"]
 fn python_reads_an_entry_rust_wrote() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalFileCache::new(dir.path()).unwrap();
+    let store = LocalFileCache::builder(dir.path()).build().unwrap();
     let profile = Profile {
         name: "grace".into(),
         langs: vec!["cobol".into()],

@@ -56,9 +56,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ac_core::{
-    BoxFuture, Clock, ClockReader, Decoder, Entry, Error, Local, Store, StoreFor, Usage, Value,
+    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, Local, Store, StoreFor,
+    Usage, Value,
 };
-use ac_sched::CoarseClock;
 
 use policy::{Bounds, Events, State};
 
@@ -267,28 +267,27 @@ impl InMemCacheBuilder {
     /// cache holds is 2^32 - 1), or a weigher without `max_weight`.
     pub fn build(self) -> Result<InMemCache, Error> {
         if self.max_entries == Some(0) {
-            return Err(Error::InvalidConfig(
-                "InMemCache max_entries must be at least 1".into(),
+            return Err(Error::invalid_config(
+                "InMemCache max_entries must be at least 1",
             ));
         }
         if self
             .max_entries
             .is_some_and(|max| max as u64 >= u64::from(u32::MAX))
         {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "InMemCache max_entries must be below 2^32 - 1 (got {})",
                 self.max_entries.unwrap_or_default()
             )));
         }
         if self.max_weight == Some(0) {
-            return Err(Error::InvalidConfig(
-                "InMemCache max_weight must be at least 1".into(),
+            return Err(Error::invalid_config(
+                "InMemCache max_weight must be at least 1",
             ));
         }
         if self.weigher.is_some() && self.max_weight.is_none() {
-            return Err(Error::InvalidConfig(
-                "InMemCache weigher given without max_weight: set max_weight to bound by weight"
-                    .into(),
+            return Err(Error::invalid_config(
+                "InMemCache weigher given without max_weight: set max_weight to bound by weight",
             ));
         }
         let bounds = Bounds {

@@ -1,8 +1,8 @@
 use std::sync::Barrier;
 use std::thread;
 
+use ac_core::ManualClock;
 use ac_core::{Value, block_on};
-use ac_sched::ManualClock;
 
 use super::*;
 

@@ -329,7 +329,7 @@ impl<K: Backend> ObjectCacheBuilder<K> {
     pub fn build(self) -> Result<ObjectCache<K>, Error> {
         let name = K::NAME;
         let invalid = |what: String| {
-            Error::InvalidConfig(format!("{name} cache for bucket {:?}: {what}", self.bucket))
+            Error::invalid_config(format!("{name} cache for bucket {:?}: {what}", self.bucket))
         };
         if let Some(problem) = prefix_problem(&self.prefix) {
             return Err(invalid(format!("prefix {:?} {problem}", self.prefix)));

@@ -484,7 +484,7 @@ impl Inner {
             Err(e) => return Err(self.error(e)),
         };
         if result.meta.size > MAX_INFLATED {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{}: {} bytes, more than an entry may hold",
                 result.meta.location, result.meta.size
             )));
@@ -687,7 +687,7 @@ impl Inner {
     /// Refuses `clear` and `sweep` on a whole shared bucket.
     fn checked_scope(&self, operation: &str) -> Result<(), Error> {
         if self.prefix.is_empty() && !self.exclusive_bucket {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "{} cache for {}: {operation} refuses to run without a prefix, as it would walk \
                  the whole bucket; set .prefix(..), or .exclusive_bucket(true) if the bucket \
                  holds this cache alone",
@@ -784,7 +784,12 @@ impl<K: Backend> Store for ObjectCache<K> {
             };
             let inner = &self.inner;
             let corrupt = |e: Error| match e {
-                Error::Corrupt(why) => Error::Corrupt(format!("{path}: {why}")),
+                Error::Corrupt {
+                    reason,
+                    source: Some(source),
+                    ..
+                } => Error::corrupt_caused_by(format!("{path}: {reason}"), source),
+                Error::Corrupt { reason, .. } => Error::corrupt(format!("{path}: {reason}")),
                 other => other,
             };
             let now = inner.clock.now();
@@ -989,7 +994,7 @@ mod tests {
         let shared: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let store = memory_cache(shared.clone(), "", &clock);
         let err = block_on(store.clear()).unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
         assert!(block_on(store.sweep()).is_err());
         let exclusive = ObjectCache::<AnyStore>::from_store(shared)
             .exclusive_bucket(true)

@@ -6,7 +6,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use ac_core::conformance::{Harness, run_all};
-use ac_core::{ChainCache, Entry, IntoDynStore, Local, Store, TypedDecoder, Value, block_on};
+use ac_core::{ChainCache, Entry, Local, Store, TypedDecoder, Value, block_on};
 use ac_sched::ManualClock;
 use ac_store_mem::InMemCache;
 use ac_store_object::S3Cache;
@@ -45,9 +45,10 @@ impl Tiers {
     }
 
     fn l2(&self, prefix: &str) -> RedisCache {
-        RedisCache::from_url(&self.redis.url())
-            .unwrap()
+        RedisCache::builder(self.redis.url())
             .prefix(prefix)
+            .build()
+            .unwrap()
     }
 
     fn l3(&self, prefix: &str) -> S3Cache {
@@ -66,16 +67,13 @@ impl Tiers {
 
     /// L1 60 s, L2 1 h, L3 1 day, as in the seed's example.
     fn chain(&self, l1: InMemCache, prefix: &str) -> ChainCache {
-        ChainCache::build(
-            [
-                l1.into_dyn_store(),
-                self.l2(&format!("{prefix}:")).into_dyn_store(),
-                self.l3(&format!("{prefix}/")).into_dyn_store(),
-            ],
-            [secs(60), secs(3600), secs(86_400)],
-        )
-        .unwrap()
-        .clock(self.clock.clone())
+        ChainCache::builder()
+            .level_with_ttl(l1, 60)
+            .level_with_ttl(self.l2(&format!("{prefix}:")), 3600)
+            .level_with_ttl(self.l3(&format!("{prefix}/")), 86_400)
+            .clock(self.clock.clone())
+            .build()
+            .unwrap()
     }
 }
 

@@ -23,10 +23,14 @@ fn get_u32(store: &dyn Store, key: &str) -> Result<Option<u32>, Error> {
 #[test]
 fn conformance_single_node() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("conf:");
-    let sibling = RedisCache::from_url(&server.url())
-        .unwrap()
-        .prefix("conf-sibling:");
+    let store = RedisCache::builder(server.url())
+        .prefix("conf:")
+        .build()
+        .unwrap();
+    let sibling = RedisCache::builder(server.url())
+        .prefix("conf-sibling:")
+        .build()
+        .unwrap();
     run_all(&Harness {
         store: &store,
         advance: None,
@@ -37,12 +41,14 @@ fn conformance_single_node() {
 #[test]
 fn cluster_conformance_spread_and_scoped_clear() {
     let cluster = RedisCluster::start();
-    let store = RedisCache::from_url(&cluster.url())
-        .unwrap()
-        .prefix("conf:");
-    let sibling = RedisCache::from_url(&cluster.url())
-        .unwrap()
-        .prefix("other:");
+    let store = RedisCache::builder(cluster.url())
+        .prefix("conf:")
+        .build()
+        .unwrap();
+    let sibling = RedisCache::builder(cluster.url())
+        .prefix("other:")
+        .build()
+        .unwrap();
     run_all(&Harness {
         store: &store,
         advance: None,
@@ -82,7 +88,10 @@ fn cluster_conformance_spread_and_scoped_clear() {
 #[test]
 fn every_write_has_a_real_expiry_covering_the_ttl() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
+    let store = RedisCache::builder(server.url())
+        .prefix("p:")
+        .build()
+        .unwrap();
     block_on(store.set("a", entry(1u32), Some(Duration::from_secs(90)))).unwrap();
     let ttl = server.pttl("p:a");
     assert!((89_000..=90_000).contains(&ttl), "PTTL {ttl}");
@@ -116,16 +125,22 @@ fn every_write_has_a_real_expiry_covering_the_ttl() {
 #[test]
 fn clear_without_prefix_refuses_and_prefix_globs_are_literal() {
     let server = RedisServer::start();
-    let bare = RedisCache::from_url(&server.url()).unwrap();
+    let bare = RedisCache::builder(server.url()).build().unwrap();
     block_on(bare.set("keep", entry(1u32), None)).unwrap();
     let err = block_on(bare.clear()).unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
     assert!(err.to_string().contains("prefix"), "{err}");
     assert_eq!(get_u32(&bare, "keep").unwrap(), Some(1), "nothing deleted");
 
     // A prefix with glob characters matches itself only.
-    let star = RedisCache::from_url(&server.url()).unwrap().prefix("a*");
-    let plain = RedisCache::from_url(&server.url()).unwrap().prefix("ab");
+    let star = RedisCache::builder(server.url())
+        .prefix("a*")
+        .build()
+        .unwrap();
+    let plain = RedisCache::builder(server.url())
+        .prefix("ab")
+        .build()
+        .unwrap();
     block_on(star.set("x", entry(1u32), None)).unwrap();
     block_on(plain.set("x", entry(2u32), None)).unwrap();
     block_on(star.clear()).unwrap();
@@ -136,16 +151,20 @@ fn clear_without_prefix_refuses_and_prefix_globs_are_literal() {
 #[test]
 fn corrupt_and_foreign_bytes_are_errors_not_panics() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("p:");
+    let store = RedisCache::builder(server.url())
+        .prefix("p:")
+        .build()
+        .unwrap();
     server.cli(&["set", "p:garbage", "xyz"]);
     let err = get_u32(&store, "garbage").unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
     // Another serializer's bytes: a serializer error naming the format.
-    let msgpack = RedisCache::from_url(&server.url())
-        .unwrap()
+    let msgpack = RedisCache::builder(server.url())
         .prefix("p:")
-        .serializer(ac_serde::MsgPack);
+        .serializer(ac_serde::MsgPack)
+        .build()
+        .unwrap();
     block_on(msgpack.set("mp", entry(vec![1u8, 2, 3]), None)).unwrap();
     let err = block_on(store.get("mp", &TypedDecoder::<String>::new())).unwrap_err();
     assert!(matches!(err, Error::Serialization { .. }), "{err}");
@@ -154,10 +173,11 @@ fn corrupt_and_foreign_bytes_are_errors_not_panics() {
 #[test]
 fn dedupe_writes_only_extends_expiry_for_same_bytes() {
     let server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url())
-        .unwrap()
+    let store = RedisCache::builder(server.url())
         .prefix("d:")
-        .dedupe_writes(true);
+        .dedupe_writes(true)
+        .build()
+        .unwrap();
     let calls = |command: &str| server.command_calls(command);
     block_on(store.set("k", entry(1u32), Some(Duration::from_secs(10)))).unwrap();
     // Same value, new timestamps (as every policy write has): only the
@@ -180,7 +200,7 @@ fn dedupe_writes_only_extends_expiry_for_same_bytes() {
 fn passwords_never_show_in_debug_or_errors() {
     let server = RedisServer::start_with(&["--requirepass", "s3cr3t-pw"]);
     let url = format!("redis://:s3cr3t-pw@127.0.0.1:{}", server.port());
-    let store = RedisCache::from_url(&url).unwrap().prefix("p:");
+    let store = RedisCache::builder(&url).prefix("p:").build().unwrap();
     block_on(store.set("k", entry(5u32), None)).unwrap();
     assert_eq!(get_u32(&store, "k").unwrap(), Some(5));
     let debug = format!("{store:?} {:?}", RedisCache::builder(url.as_str()));
@@ -201,7 +221,12 @@ fn passwords_never_show_in_debug_or_errors() {
 #[test]
 fn works_from_plain_threads_and_inside_tokio_runtimes() {
     let server = RedisServer::start();
-    let store = Arc::new(RedisCache::from_url(&server.url()).unwrap().prefix("rt:"));
+    let store = Arc::new(
+        RedisCache::builder(server.url())
+            .prefix("rt:")
+            .build()
+            .unwrap(),
+    );
     let threads: Vec<_> = (0..4u32)
         .map(|i| {
             let store = store.clone();
@@ -221,7 +246,10 @@ fn works_from_plain_threads_and_inside_tokio_runtimes() {
         .build()
         .unwrap();
     let inside = rt.block_on(async {
-        let store = RedisCache::from_url(&server.url()).unwrap().prefix("rt:");
+        let store = RedisCache::builder(server.url())
+            .prefix("rt:")
+            .build()
+            .unwrap();
         block_on(store.set("in", entry(9u32), None)).unwrap();
         let sync = get_u32(&store, "in").unwrap();
         let awaited = store.get("in", &TypedDecoder::<u32>::new()).await.unwrap();
@@ -235,8 +263,13 @@ fn works_from_plain_threads_and_inside_tokio_runtimes() {
 
 #[test]
 fn outage_fails_fast_and_the_store_recovers() {
+    const POOL: usize = 3;
     let mut server = RedisServer::start();
-    let store = RedisCache::from_url(&server.url()).unwrap().prefix("o:");
+    let store = RedisCache::builder(server.url())
+        .prefix("o:")
+        .pool_size(POOL)
+        .build()
+        .unwrap();
     block_on(store.set("k", entry(1u32), None)).unwrap();
     server.stop();
     let started = std::time::Instant::now();
@@ -264,7 +297,7 @@ fn outage_fails_fast_and_the_store_recovers() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Every connection of the pool is used in turn: all must work.
-    for _ in 0..2 * store.pool().size() {
+    for _ in 0..2 * POOL {
         assert_eq!(get_u32(&store, "k").unwrap(), Some(3));
     }
 }
@@ -275,9 +308,10 @@ fn unix_socket_urls_work() {
     let socket = dir.path().join("redis.sock");
     let socket = socket.to_str().unwrap();
     let _server = RedisServer::start_with(&["--unixsocket", socket, "--unixsocketperm", "700"]);
-    let store = RedisCache::from_url(&format!("redis+unix://{socket}"))
-        .unwrap()
-        .prefix("u:");
+    let store = RedisCache::builder(format!("redis+unix://{socket}"))
+        .prefix("u:")
+        .build()
+        .unwrap();
     block_on(store.set("k", entry(11u32), None)).unwrap();
     assert_eq!(get_u32(&store, "k").unwrap(), Some(11));
 }
@@ -289,9 +323,9 @@ fn a_hung_server_costs_one_timeout_then_calls_skip_it_until_it_answers() {
     let server = RedisServer::start();
     let store = RedisCache::builder(server.url())
         .timeout(TIMEOUT)
+        .prefix("hung:")
         .build()
-        .unwrap()
-        .prefix("hung:");
+        .unwrap();
     block_on(store.set("k", entry(1u32), None)).unwrap();
     // SIGSTOP: connections stay open and nothing answers, so only the
     // command timeout can tell; every caller used to wait it on every call.
@@ -347,4 +381,29 @@ fn a_hung_server_costs_one_timeout_then_calls_skip_it_until_it_answers() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn the_fred_escape_hatch_reaches_fred_s_builder() {
+    let server = RedisServer::start();
+    let store = RedisCache::builder(server.url())
+        .prefix("hatch:")
+        .fred_escape_hatch(|fred| {
+            fred.with_config(|config| config.database = Some(3));
+        })
+        .build()
+        .unwrap();
+    block_on(store.set("k", entry(5u32), None)).unwrap();
+    assert_eq!(get_u32(&store, "k").unwrap(), Some(5));
+    assert_eq!(
+        server.cli(&["-n", "3", "exists", "hatch:k"]).trim(),
+        "1",
+        "written in database 3, as the hatch set"
+    );
+    assert_eq!(server.cli(&["-n", "0", "exists", "hatch:k"]).trim(), "0");
+    let debug = format!(
+        "{:?}",
+        RedisCache::builder("redis://h").fred_escape_hatch(|_| {})
+    );
+    assert!(debug.contains("fred_escape_hatch: true"), "{debug}");
 }

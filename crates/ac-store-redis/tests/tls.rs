@@ -17,7 +17,7 @@ const TLS_URLS: &[&str] = &[
 
 fn config_error(result: Result<RedisCache, Error>) -> String {
     match result {
-        Err(Error::InvalidConfig(message)) => {
+        Err(Error::InvalidConfig { message, .. }) => {
             assert!(!message.contains("hunter2"), "{message}");
             message
         }
@@ -36,7 +36,7 @@ fn without_the_tls_feature_tls_urls_are_refused_not_sent_in_plaintext() {
     let before = server.command_calls("auth");
     for url in TLS_URLS {
         let url = url.replace("6390", &port);
-        let message = config_error(RedisCache::from_url(&url));
+        let message = config_error(RedisCache::builder(url).build());
         assert!(message.contains("`redis-tls`"), "{url}: {message}");
         assert!(message.contains("TLS"), "{url}: {message}");
     }
@@ -74,9 +74,9 @@ mod with_tls {
         let store = RedisCache::builder(url.as_str())
             .tls_root_certificates_pem(ca.cert_pem())
             .connect_timeout(Duration::from_secs(5))
+            .prefix("tls:")
             .build()
-            .unwrap()
-            .prefix("tls:");
+            .unwrap();
         block_on(store.set("k", entry(42), Some(Duration::from_secs(60)))).unwrap();
         assert_eq!(get(&store, "k").unwrap(), Some(42));
         let stored = server.cli(&["-a", "s3cr3t", "--no-auth-warning", "strlen", "tls:k"]);
@@ -86,9 +86,9 @@ mod with_tls {
         let by_name = format!("rediss://:s3cr3t@localhost:{}", server.port());
         let store = RedisCache::builder(by_name)
             .tls_root_certificates_pem(ca.cert_pem())
+            .prefix("tls:")
             .build()
-            .unwrap()
-            .prefix("tls:");
+            .unwrap();
         assert_eq!(get(&store, "k").unwrap(), Some(42));
     }
 
@@ -98,13 +98,13 @@ mod with_tls {
         let other = TestCa::new("ac-testkit other CA");
         let server = RedisServer::start_tls(&ca, &[]);
         let result = RedisCache::builder(server.url())
+            .prefix("tls:")
             .tls_root_certificates_pem(other.cert_pem())
             .connect_timeout(Duration::from_millis(500))
             .build();
         // Either the build refuses, or the store never gets a connection:
         // every command is an error, nothing is written.
         if let Ok(store) = result {
-            let store = store.prefix("tls:");
             assert!(block_on(store.set("k", entry(1), None)).is_err());
             assert!(get(&store, "k").is_err());
         }
@@ -135,7 +135,7 @@ mod with_tls {
         );
         assert!(message.contains("no certificate"), "{message}");
         // TLS over a unix socket, which fred would do in plaintext.
-        let message = config_error(RedisCache::from_url("rediss+unix:///tmp/none.sock"));
+        let message = config_error(RedisCache::builder("rediss+unix:///tmp/none.sock").build());
         assert!(message.contains("unix socket"), "{message}");
     }
 }

@@ -297,13 +297,13 @@ impl<St> BgBuilder<St> {
     {
         let what = if self.writer { "bg::write" } else { "bg" };
         let Some(key) = self.key else {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "{what} needs a key: call .key(\"name\")"
             )));
         };
         let template = KeyTemplate::parse(&key)?;
         let Some(static_key) = template.as_static() else {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "{what} key {key:?} has placeholders, but {what} functions take no arguments: \
                  use a plain key"
             )));

@@ -164,7 +164,7 @@ impl<T: crate::SerdeValue> ReadBuilder<T, WritersStore> {
     pub fn build(self) -> Result<BgReader<T>, Error> {
         let writer = self.writer();
         let Some((store, _, _)) = &writer else {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "bg::read({:?}) has no store: pass .store(..), or register a \
                  bg::write for this key in this process first",
                 self.key
@@ -207,14 +207,14 @@ impl<T: Clone + Send + Sync + 'static, St> ReadBuilder<T, St> {
             (Some(interval), _) => interval,
             (None, Some((_, interval, _))) => *interval,
             (None, None) => {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::invalid_config(format!(
                     "bg::read({key:?}) needs an interval: call .interval(secs)"
                 )));
             }
         };
         let interval = check_seconds(&format!("interval of bg::read({key:?})"), interval)?;
         if interval == 0.0 {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "bg::read({key:?}) interval must be positive: a reader with no schedule \
                  would never see new values"
             )));

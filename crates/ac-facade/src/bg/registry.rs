@@ -67,7 +67,7 @@ pub(super) fn register_writer(
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let mut writers = lock(writers());
     if writers.contains_key(key) {
-        return Err(Error::InvalidConfig(format!(
+        return Err(Error::invalid_config(format!(
             "a bg::write writer for key {key:?} is already registered in this process \
              (one writer per key; drop the first to replace it)"
         )));

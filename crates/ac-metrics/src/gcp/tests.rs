@@ -2,7 +2,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::mpsc;
 
-use ac_sched::ManualClock;
+use ac_core::ManualClock;
 
 use super::*;
 
@@ -223,8 +223,19 @@ fn a_failed_flush_is_an_error_and_the_next_one_resends_the_totals() {
     let m = exporter(&api, &ManualClock::new(0.0));
     m.record_hit("c", "k");
     *api.status.lock().unwrap() = 503;
-    let error = m.flush().unwrap_err().to_string();
-    assert!(error.contains("HTTP 503"), "{error}");
+    let error = m.flush().unwrap_err();
+    // The status is the source, as ureq reports it; a 503 may pass.
+    let status = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<ureq::Error>());
+    assert!(
+        matches!(status, Some(ureq::Error::StatusCode(503))),
+        "{error:?}"
+    );
+    assert!(error.is_transient(), "{error}");
+    api.requests.recv_timeout(WAIT).unwrap();
+    // A refusal (400: a bad series) will not pass by retrying.
+    *api.status.lock().unwrap() = 400;
+    let error = m.flush().unwrap_err();
+    assert!(!error.is_transient(), "{error}");
     api.requests.recv_timeout(WAIT).unwrap();
     *api.status.lock().unwrap() = 200;
     m.record_hit("c", "k");

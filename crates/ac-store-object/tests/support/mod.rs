@@ -252,7 +252,7 @@ pub fn corrupt_foreign_and_truncated_objects_are_errors<K: Backend>(f: &Fixture<
         f.put_raw(&store.object_name(key), bytes);
         let err = get::<u32>(&store, key).expect_err(key);
         assert!(
-            matches!(err, Error::Corrupt(_) | Error::Serialization { .. }),
+            matches!(err, Error::Corrupt { .. } | Error::Serialization { .. }),
             "{key}: {err}"
         );
     }

@@ -1,9 +1,17 @@
-//! The [`Clock`] trait: where entries get their timestamps.
+//! The [`Clock`] trait, where entries get their timestamps, and its
+//! implementations: [`CoarseClock`] for production (one atomic load a
+//! read, no wake-ups while idle), [`PreciseClock`], and [`ManualClock`]
+//! for tests.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod coarse;
+mod manual;
+
+pub use coarse::{COARSE_RESOLUTION, CoarseCell, CoarseClock, IDLE_TICKS};
+pub use manual::ManualClock;
 
 /// Wall-clock time in Unix seconds.
 ///
@@ -15,10 +23,10 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Now, in Unix seconds.
     fn now(&self) -> f64;
 
-    /// A process-wide cell holding the current time as `f64` bits, if this
-    /// clock is just a read of one. Lets hot paths read it inline instead
-    /// of through a virtual call; `None` (the default) is always correct.
-    fn static_cell(&self) -> Option<&'static AtomicU64> {
+    /// The process-wide [`CoarseCell`], if this clock is just a read of it
+    /// (as [`CoarseClock`] is). Lets hot paths read it inline instead of
+    /// through a virtual call; `None` (the default) is always correct.
+    fn static_cell(&self) -> Option<&'static CoarseCell> {
         None
     }
 
@@ -35,7 +43,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// inline. What policies and in-process stores hold.
 #[derive(Clone)]
 pub struct ClockReader {
-    cell: Option<&'static AtomicU64>,
+    cell: Option<&'static CoarseCell>,
     clock: Arc<dyn Clock>,
 }
 
@@ -52,7 +60,7 @@ impl ClockReader {
     #[inline]
     pub fn now(&self) -> f64 {
         match self.cell {
-            Some(cell) => f64::from_bits(cell.load(Ordering::Relaxed)),
+            Some(cell) => cell.now(),
             None => self.clock.now(),
         }
     }
@@ -70,7 +78,7 @@ impl fmt::Debug for ClockReader {
 }
 
 /// [`SystemTime::now`] on every read: exact, but ~30 ns a read on some
-/// machines. Production code wants a coarse clock (see `ac-sched`).
+/// machines. Production code wants the [`CoarseClock`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PreciseClock;
 
@@ -83,7 +91,7 @@ impl Clock for Arc<dyn Clock> {
         (**self).now()
     }
 
-    fn static_cell(&self) -> Option<&'static AtomicU64> {
+    fn static_cell(&self) -> Option<&'static CoarseCell> {
         (**self).static_cell()
     }
 
@@ -131,7 +139,7 @@ impl IntoSeconds for Duration {
 /// Checks a seconds value from a builder: finite or `+inf`, not negative.
 pub fn check_seconds(what: &str, secs: f64) -> Result<f64, crate::Error> {
     if secs.is_nan() || secs < 0.0 {
-        return Err(crate::Error::InvalidConfig(format!(
+        return Err(crate::Error::invalid_config(format!(
             "{what} must be a non-negative number of seconds, got {secs}"
         )));
     }
@@ -141,62 +149,4 @@ pub fn check_seconds(what: &str, secs: f64) -> Result<f64, crate::Error> {
 /// Seconds as a store TTL: `None` (keep until deleted) for infinity.
 pub fn ttl_duration(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
-}
-
-/// How often the coarse clock's ticker thread reads the system clock.
-pub const COARSE_RESOLUTION: Duration = Duration::from_millis(1);
-
-/// Unix seconds (f64 bits), updated by the ticker thread.
-static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
-static TICKER: OnceLock<()> = OnceLock::new();
-
-/// Wall-clock time read from an atomic that a background thread refreshes
-/// every [`COARSE_RESOLUTION`]: a read is one relaxed load (about a
-/// nanosecond) instead of a `SystemTime::now()` call (about 30 ns on some
-/// virtual machines), and is at most a tick or so behind.
-///
-/// The ticker is one daemon thread per process, started by the first
-/// [`CoarseClock::new`]; it sleeps between ticks and holds no locks.
-#[derive(Debug, Clone, Copy)]
-pub struct CoarseClock {
-    _started: (),
-}
-
-impl CoarseClock {
-    /// The coarse clock, starting the ticker thread on first use.
-    pub fn new() -> Self {
-        TICKER.get_or_init(|| {
-            COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
-            let spawned = std::thread::Builder::new()
-                .name("ac-coarse-clock".into())
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(COARSE_RESOLUTION);
-                        COARSE_NOW.store(unix_now().to_bits(), Ordering::Relaxed);
-                    }
-                });
-            if let Err(error) = spawned {
-                // Without a ticker the clock would stand still; say so loudly.
-                tracing::error!(target: "advanced_caching::clock", %error, "cannot start the coarse clock thread; time will not advance");
-            }
-        });
-        Self { _started: () }
-    }
-}
-
-impl Default for CoarseClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for CoarseClock {
-    #[inline]
-    fn now(&self) -> f64 {
-        f64::from_bits(COARSE_NOW.load(Ordering::Relaxed))
-    }
-
-    fn static_cell(&self) -> Option<&'static AtomicU64> {
-        Some(&COARSE_NOW)
-    }
 }

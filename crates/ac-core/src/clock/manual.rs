@@ -1,22 +1,20 @@
-//! Clocks: [`CoarseClock`] (defined in `ac-core`, re-exported here) for
-//! production, [`ManualClock`] for tests.
-
-pub use ac_core::clock::{COARSE_RESOLUTION, CoarseClock};
+//! [`ManualClock`]: a test clock that moves only when told.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ac_core::clock::unix_now;
-use ac_core::{BoxFuture, Clock};
 use event_listener::Event;
+
+use super::{Clock, unix_now};
+use crate::BoxFuture;
 
 /// A clock that moves only when told: for tests of TTL and
 /// stale-while-revalidate boundaries without sleeping. Clones share the time.
 ///
 /// ```
 /// use ac_core::Clock;
-/// use ac_sched::ManualClock;
+/// use ac_core::clock::ManualClock;
 ///
 /// let clock = ManualClock::new(1_000.0);
 /// clock.advance(60.0);
@@ -101,26 +99,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coarse_clock_tracks_system_time() {
-        let clock = CoarseClock::new();
-        let first = clock.now();
-        assert!(
-            (first - unix_now()).abs() < 1.0,
-            "{first} vs {}",
-            unix_now()
-        );
-        // The ticker moves it forward: wait on the clock itself, bounded.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while clock.now() <= first {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "coarse clock did not advance"
-            );
-            std::thread::yield_now();
-        }
-    }
-
-    #[test]
     fn manual_clock_alarm_fires_when_moved_past_the_deadline() {
         let clock = ManualClock::new(0.0);
         let alarm = clock.alarm(10.0).unwrap();
@@ -129,7 +107,7 @@ mod tests {
             mover.advance(5.0);
             mover.advance(5.0);
         });
-        ac_core::block_on(alarm);
+        crate::block_on(alarm);
         assert!(clock.now() >= 10.0);
         thread.join().unwrap();
     }

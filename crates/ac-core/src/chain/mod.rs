@@ -1,15 +1,17 @@
-//! [`ChainCache`]: N stores stacked fastest first, and [`HybridCache`], the
-//! two-level in-memory + shared-store convenience.
+//! [`ChainCache`]: N stores stacked fastest first, built with
+//! [`ChainCache::builder`], or [`ChainCache::hybrid`] for the two-level
+//! in-memory + shared-store case.
+
+mod builder;
+
+pub use builder::ChainCacheBuilder;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{
-    BoxFuture, Clock, ClockReader, CoarseClock, Decoder, Entry, Error, IntoDynStore, Local, Store,
-    Usage,
-};
+use crate::{BoxFuture, ClockReader, Decoder, Entry, Error, Local, Store, Usage};
 
 /// Stores stacked fastest first (L1 → L2 → … → Ln), itself a [`Store`].
 ///
@@ -35,13 +37,12 @@ use crate::{
 ///   backfill, so an invalidated value does not come back from L1.
 ///
 /// ```
-/// # use std::time::Duration;
 /// # use ac_core::{ChainCache, Store};
 /// # fn demo(l1: impl Store, l2: impl Store) -> Result<(), ac_core::Error> {
-/// let chain = ChainCache::build(
-///     [ac_core::IntoDynStore::into_dyn_store(l1), ac_core::IntoDynStore::into_dyn_store(l2)],
-///     [Some(Duration::from_secs(60)), None],
-/// )?;
+/// let chain = ChainCache::builder()
+///     .level_with_ttl(l1, 60) // L1 keeps entries at most 60 s
+///     .level(l2) // L2 keeps them for the caller's TTL
+///     .build()?;
 /// # let _ = chain; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -67,59 +68,9 @@ impl fmt::Debug for ChainCache {
 }
 
 impl ChainCache {
-    /// A chain of `levels`, fastest first, each with its level TTL (`None`:
-    /// the caller's TTL as is).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for no levels, a TTL count that differs
-    /// from the level count, or a zero level TTL.
-    pub fn build(
-        levels: impl IntoIterator<Item = Arc<dyn Store>>,
-        ttls: impl IntoIterator<Item = Option<Duration>>,
-    ) -> Result<Self, Error> {
-        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
-        let ttls: Vec<Option<Duration>> = ttls.into_iter().collect();
-        if levels.is_empty() {
-            return Err(Error::InvalidConfig(
-                "ChainCache needs at least one level".to_owned(),
-            ));
-        }
-        if ttls.len() != levels.len() {
-            return Err(Error::InvalidConfig(format!(
-                "ChainCache: {} level TTLs for {} levels; give one per level (None: the caller's TTL)",
-                ttls.len(),
-                levels.len()
-            )));
-        }
-        if let Some(level) = ttls.iter().position(|ttl| ttl.is_some_and(|t| t.is_zero())) {
-            return Err(Error::InvalidConfig(format!(
-                "ChainCache: the TTL of level {} is zero; use None for the caller's TTL",
-                level + 1
-            )));
-        }
-        Ok(Self {
-            levels: levels.into_iter().zip(ttls).collect(),
-            clock: ClockReader::new(Arc::new(CoarseClock::new())),
-            invalidations: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// A chain whose levels all keep the caller's TTL.
-    ///
-    /// # Errors
-    /// As [`ChainCache::build`].
-    pub fn new(levels: impl IntoIterator<Item = Arc<dyn Store>>) -> Result<Self, Error> {
-        let levels: Vec<Arc<dyn Store>> = levels.into_iter().collect();
-        let ttls = vec![None; levels.len()];
-        Self::build(levels, ttls)
-    }
-
-    /// The clock that decides freshness when choosing between levels and
-    /// how long backfills last (default: [`CoarseClock`], as cached
-    /// functions). Give it the clock the cached functions use.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = ClockReader::new(Arc::new(clock));
-        self
+    /// A builder: add levels fastest first, then [`build`](ChainCacheBuilder::build).
+    pub fn builder() -> ChainCacheBuilder {
+        ChainCacheBuilder::default()
     }
 
     /// The levels and their TTLs, fastest first.
@@ -170,6 +121,9 @@ async fn on_each<'a>(
 /// A chain holds byte stores (or may): its values must be serde.
 impl crate::ByteStore for ChainCache {}
 
+// Every method is forwarded: a defaulted one would bypass the levels'
+// own (a Redis level's MGET, say).
+#[deny(clippy::missing_trait_methods)]
 impl Store for ChainCache {
     fn name(&self) -> &'static str {
         "chain"
@@ -267,6 +221,97 @@ impl Store for ChainCache {
         })
     }
 
+    /// One batch per level, for the keys no faster level answered with a
+    /// fresh entry; backfills and stale entries as [`Store::get`] does for
+    /// one key. Fails only if a level failed and some key found no entry.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        decoder: &'a dyn Decoder,
+    ) -> BoxFuture<'a, Result<Vec<Option<Entry>>, Error>> {
+        Box::pin(async move {
+            let seen = self.invalidations.load(Ordering::Acquire);
+            let now = self.clock.now();
+            let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
+            // Indexes (into `keys`) still without a fresh entry.
+            let mut pending: Vec<usize> = (0..keys.len()).collect();
+            let mut backfilled: Vec<(usize, usize)> = Vec::new();
+            let mut first_error = None;
+            for (index, (store, _)) in self.levels.iter().enumerate() {
+                if pending.is_empty() {
+                    break;
+                }
+                let asked: Vec<&str> = pending.iter().map(|&i| keys[i]).collect();
+                let answers = match store.get_many(&asked, decoder).await {
+                    Ok(answers) if answers.len() == asked.len() => answers,
+                    Ok(answers) => {
+                        first_error.get_or_insert(Error::store(
+                            store.name(),
+                            format!(
+                                "get_many answered {} entries for {} keys",
+                                answers.len(),
+                                asked.len()
+                            ),
+                        ));
+                        continue;
+                    }
+                    // A failing level is skipped: a slower one may answer.
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                };
+                let mut still = Vec::with_capacity(pending.len());
+                for (&key_index, answer) in pending.iter().zip(answers) {
+                    let Some(entry) = answer else {
+                        still.push(key_index);
+                        continue;
+                    };
+                    if !entry.is_fresh(now) {
+                        found[key_index].get_or_insert(entry);
+                        still.push(key_index);
+                        continue;
+                    }
+                    if index > 0 {
+                        let remaining = Duration::try_from_secs_f64(entry.fresh_until - now).ok();
+                        let _ = self
+                            .write_levels(keys[key_index], &entry, remaining, index)
+                            .await;
+                        backfilled.push((key_index, index));
+                    }
+                    found[key_index] = Some(entry);
+                }
+                pending = still;
+            }
+            if !backfilled.is_empty() && self.invalidations.load(Ordering::Acquire) != seen {
+                // Deleted or cleared meanwhile: take the copies back.
+                for (key_index, upto) in backfilled {
+                    let key = keys[key_index];
+                    let _ = on_each(&self.levels[..upto], |(store, _)| store.delete(key)).await;
+                }
+            }
+            match first_error {
+                Some(error) if pending.iter().any(|&i| found[i].is_none()) => Err(error),
+                _ => Ok(found),
+            }
+        })
+    }
+
+    /// One batch per level, each for its level TTL bounded by `ttl`; every
+    /// level is attempted, the first error returned.
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(&'a str, Entry)>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            on_each(self.levels.iter(), |(store, level_ttl)| {
+                store.set_many(entries.clone(), Self::level_ttl(*level_ttl, ttl))
+            })
+            .await
+        })
+    }
+
     #[inline]
     fn get_local(&self, key: &str, visit: &mut dyn FnMut(&Entry)) -> Local {
         let l1 = &self.levels[0].0;
@@ -292,52 +337,5 @@ impl Store for ChainCache {
 
     fn usage(&self) -> Option<Usage> {
         self.levels[0].0.usage()
-    }
-}
-
-/// The two-level cache of the seed: an in-process L1 kept `l1_ttl`, in
-/// front of a shared L2 (Redis, say) kept `l2_ttl` (default `2 × l1_ttl`).
-///
-/// A [`ChainCache`] of two levels; build it with [`HybridCache::new`] and
-/// use it as a store.
-///
-/// ```
-/// # use std::time::Duration;
-/// # fn demo(l1: impl ac_core::Store, l2: impl ac_core::Store) -> Result<(), ac_core::Error> {
-/// let hybrid = ac_core::HybridCache::new(l1, l2, Duration::from_secs(60))?;
-/// # let _ = hybrid; Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct HybridCache;
-
-impl HybridCache {
-    /// `l1` kept `l1_ttl`, `l2` kept `2 × l1_ttl` (both bounded by the
-    /// caller's TTL).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for a zero `l1_ttl`.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(
-        l1: impl IntoDynStore,
-        l2: impl IntoDynStore,
-        l1_ttl: Duration,
-    ) -> Result<ChainCache, Error> {
-        Self::with_l2_ttl(l1, l2, l1_ttl, l1_ttl.saturating_mul(2))
-    }
-
-    /// `l1` kept `l1_ttl`, `l2` kept `l2_ttl`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for a zero TTL.
-    pub fn with_l2_ttl(
-        l1: impl IntoDynStore,
-        l2: impl IntoDynStore,
-        l1_ttl: Duration,
-        l2_ttl: Duration,
-    ) -> Result<ChainCache, Error> {
-        ChainCache::build(
-            [l1.into_dyn_store(), l2.into_dyn_store()],
-            [Some(l1_ttl), Some(l2_ttl)],
-        )
     }
 }
