@@ -98,6 +98,8 @@ use object_store::{
 pub use builder::Gcs;
 #[cfg(feature = "s3")]
 pub use builder::S3;
+#[cfg(feature = "http")]
+pub use builder::ensure_crypto_provider;
 pub use builder::{AnyStore, Backend, MIN_PART_SIZE, ObjectCacheBuilder};
 pub use object_store;
 
