@@ -117,6 +117,15 @@ fn an_unreachable_endpoint_never_fails_a_call_nor_hangs() {
         ("s3 silent", std::sync::Arc::new(s3(&silent))),
         ("gcs refused", std::sync::Arc::new(gcs(&refused))),
         ("gcs silent", std::sync::Arc::new(gcs(&silent))),
+        // TLS set up (rustls on ring), and no answer to the handshake.
+        (
+            "s3 https silent",
+            std::sync::Arc::new(s3(&silent.replace("http:", "https:"))),
+        ),
+        (
+            "gcs https silent",
+            std::sync::Arc::new(gcs(&silent.replace("http:", "https:"))),
+        ),
     ];
     for (what, store) in stores {
         let metrics = CountingMetrics::default();

@@ -358,6 +358,8 @@ impl<K: Backend> ObjectCacheBuilder<K> {
         let store = match self.source {
             Source::Store(store) => store,
             Source::Build(client, changes) => {
+                #[cfg(feature = "http")]
+                ensure_crypto_provider();
                 let client = K::with_network(client, network);
                 let client = changes
                     .into_iter()
@@ -380,6 +382,23 @@ impl<K: Backend> ObjectCacheBuilder<K> {
             metadata: AtomicBool::new(true),
             runtime: runtime()?,
         }))
+    }
+}
+
+/// Installs rustls's ring provider as the process's default crypto
+/// provider, unless one is installed already. This crate builds
+/// object_store's HTTP client on ring (the provider the rest of
+/// advanced-caching uses) without choosing it at compile time, so that an
+/// application whose other crates enable rustls's aws-lc-rs does not end
+/// with two providers and none chosen (rustls, reqwest and fred then
+/// panic). [`ObjectCacheBuilder::build`] calls it; call it yourself before
+/// building object_store clients of your own (`AmazonS3Builder`,
+/// `GoogleCloudStorageBuilder`) ahead of any cache.
+#[cfg(feature = "http")]
+pub fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -3,9 +3,10 @@
 //! [object_store](https://docs.rs/object_store), for large values and
 //! cheap durable storage, usually as the last level of a `ChainCache`.
 //!
-//! Features: `s3` ([`S3Cache::builder`], object_store's `aws`) and `gcs`
-//! ([`GCSCache::builder`], object_store's `gcp`); without either nothing of
-//! the HTTP clients is compiled and [`ObjectCache::from_store`] takes any
+//! Features: `s3` ([`S3Cache::builder`], object_store's AWS client) and
+//! `gcs` ([`GCSCache::builder`], its GCP client), both over reqwest with
+//! rustls on ring (see [`ensure_crypto_provider`]); without either nothing
+//! of the HTTP clients is compiled and [`ObjectCache::from_store`] takes any
 //! [`ObjectStore`] you built yourself (Azure, a local directory, memory).
 //!
 //! ```no_run
@@ -98,6 +99,8 @@ use object_store::{
 pub use builder::Gcs;
 #[cfg(feature = "s3")]
 pub use builder::S3;
+#[cfg(feature = "http")]
+pub use builder::ensure_crypto_provider;
 pub use builder::{AnyStore, Backend, MIN_PART_SIZE, ObjectCacheBuilder};
 pub use object_store;
 

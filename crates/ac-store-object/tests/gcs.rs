@@ -18,6 +18,7 @@ const BUCKET: &str = "cache-tests";
 
 fn fixture(server: &GcsServer) -> Fixture<ac_store_object::Gcs> {
     let base_url = server.base_url();
+    ac_store_object::ensure_crypto_provider();
     let raw = GoogleCloudStorageBuilder::new()
         .with_base_url(&base_url)
         .with_bucket_name(BUCKET)

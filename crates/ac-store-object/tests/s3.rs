@@ -17,6 +17,7 @@ const BUCKET: &str = "cache-tests";
 
 fn fixture(server: &S3Server) -> Fixture<ac_store_object::S3> {
     let endpoint = server.endpoint();
+    ac_store_object::ensure_crypto_provider();
     let raw = AmazonS3Builder::new()
         .with_endpoint(&endpoint)
         .with_bucket_name(BUCKET)
