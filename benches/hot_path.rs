@@ -302,9 +302,9 @@ fn template_windows(c: &mut Criterion) {
 /// the function, store) against a bare `Store::set` of the same entry. Each
 /// batch starts from an empty store, built outside the timing.
 fn misses(c: &mut Criterion) {
-    use advanced_caching::{Entry, StoreFor};
+    use advanced_caching::{Entry, Store, StoreFor};
     use std::fmt::Write as _;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
     const BATCH: u64 = 100_000;
     let v = value();
     c.bench_function("store/inmem_set", |b| {

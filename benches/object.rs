@@ -8,12 +8,11 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use advanced_caching::crates::core::block_on;
 use advanced_caching::crates::store_object::object_store::ObjectStoreExt as _;
 use advanced_caching::crates::store_object::object_store::path::Path;
-use advanced_caching::{ChainCache, InMemCache, IntoDynStore, S3Cache, Store, TypedDecoder, cache};
+use advanced_caching::{ChainCache, InMemCache, S3Cache, Store, TypedDecoder, cache};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const BUCKET: &str = "bench";

@@ -7,10 +7,10 @@ mod options;
 mod outcome;
 
 pub use ac_core::{
-    BoxFuture, ByteStore, ChainCache, ChainCacheBuilder, Clock, CoarseClock, Decoder, Entry,
-    Error, IntoDynStore, IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock,
-    MetricsCollector, NULL_METRICS, NullMetrics, Result, Scheduler, SerdeValue, Serializer, Store,
-    StoreFor, TypedDecoder, Usage, Value,
+    BoxFuture, ByteStore, ChainCache, ChainCacheBuilder, Clock, CoarseClock, Decoder, Entry, Error,
+    IntoDynStore, IntoSeconds, IntoStore, KeyArgs, KeySource, Local, ManualClock, MetricsCollector,
+    NULL_METRICS, NullMetrics, Result, Scheduler, SerdeValue, Serializer, Store, StoreFor,
+    TypedDecoder, Usage, Value,
 };
 pub use ac_metrics::{CacheStats, InMemoryMetrics, LatencyStats, RefreshStats, Stats};
 /// Metrics exporters, each behind its feature.

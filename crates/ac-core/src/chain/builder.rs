@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::{ChainCache, Level};
 use crate::clock::{check_seconds, ttl_duration};
-use crate::{Clock, ClockReader, CoarseClock, Error, IntoSeconds, IntoDynStore, Store};
+use crate::{Clock, ClockReader, CoarseClock, Error, IntoDynStore, IntoSeconds, Store};
 
 /// Builds a [`ChainCache`]: levels fastest first, each keeping entries for
 /// the caller's TTL ([`level`](Self::level)) or at most its own
