@@ -36,7 +36,7 @@ fn without_the_tls_feature_tls_urls_are_refused_not_sent_in_plaintext() {
     let before = server.command_calls("auth");
     for url in TLS_URLS {
         let url = url.replace("6390", &port);
-        let message = config_error(RedisCache::builder(url).build());
+        let message = config_error(RedisCache::builder(url.as_str()).build());
         assert!(message.contains("`redis-tls`"), "{url}: {message}");
         assert!(message.contains("TLS"), "{url}: {message}");
     }
