@@ -202,13 +202,14 @@ pub trait StoreFor<T>: Store {
     }
 
     /// Builds [`StoreFor::Mirror`] from this store and a `bg` loader's
-    /// private in-process `copy`, both on `clock`.
+    /// private in-process copy (made by `make_copy`, only if this store
+    /// needs one), both on `clock`.
     ///
     /// # Errors
     /// If the two cannot be stacked.
     fn mirror(
         store: Arc<Self>,
-        copy: Arc<dyn Store>,
+        make_copy: impl FnOnce() -> Result<Arc<dyn Store>, Error>,
         clock: Arc<dyn crate::Clock>,
     ) -> Result<Arc<Self::Mirror>, Error>;
 }
@@ -232,11 +233,11 @@ where
 
     fn mirror(
         store: Arc<Self>,
-        copy: Arc<dyn Store>,
+        make_copy: impl FnOnce() -> Result<Arc<dyn Store>, Error>,
         clock: Arc<dyn crate::Clock>,
     ) -> Result<Arc<crate::ChainCache>, Error> {
         let chain = crate::ChainCache::builder()
-            .level(copy)
+            .level(make_copy()?)
             .level(store.into_dyn_store())
             .clock(clock)
             .build()?;

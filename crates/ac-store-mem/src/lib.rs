@@ -515,7 +515,7 @@ impl<T: Clone + Send + Sync + 'static> StoreFor<T> for InMemCache {
 
     fn mirror(
         store: Arc<Self>,
-        _copy: Arc<dyn Store>,
+        _make_copy: impl FnOnce() -> Result<Arc<dyn Store>, Error>,
         _clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, Error> {
         Ok(store)

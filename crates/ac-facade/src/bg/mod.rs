@@ -87,17 +87,13 @@ fn with_own_copy<T, S: StoreFor<T> + ?Sized>(
     store: &Arc<S>,
     clock: &Arc<dyn ac_core::Clock>,
 ) -> Result<Arc<S::Mirror>, Error> {
-    let copy: Arc<dyn ac_core::Store> = if S::IN_PROCESS {
-        // Unused: the store is its own copy.
-        Arc::new(InMemCache::new())
-    } else {
-        Arc::new(
-            InMemCache::builder()
-                .shared_clock(Arc::clone(clock))
-                .build()?,
-        )
+    let make_copy = || {
+        let copy = InMemCache::builder()
+            .shared_clock(Arc::clone(clock))
+            .build()?;
+        Ok(Arc::new(copy) as Arc<dyn ac_core::Store>)
     };
-    S::mirror(Arc::clone(store), copy, Arc::clone(clock))
+    S::mirror(Arc::clone(store), make_copy, Arc::clone(clock))
 }
 
 /// Starts a loader refreshed every `interval` seconds: `bg(300).key("flags")`.
